@@ -1,0 +1,110 @@
+from edgespec.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class VerifierRequest(_message.Message):
+    __slots__ = ("open", "block")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    open: SessionOpen
+    block: DraftBlock
+    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., block: _Optional[_Union[DraftBlock, _Mapping]] = ...) -> None: ...
+
+class VerifierResponse(_message.Message):
+    __slots__ = ("opened", "verdict")
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    opened: SessionOpened
+    verdict: Verdict
+    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
+
+class SessionOpen(_message.Message):
+    __slots__ = ("prompt_token_ids", "sampling", "acceptance", "max_new_tokens", "send_hidden_states")
+    PROMPT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SEND_HIDDEN_STATES_FIELD_NUMBER: _ClassVar[int]
+    prompt_token_ids: _containers.RepeatedScalarFieldContainer[int]
+    sampling: _common_pb2.SamplingParams
+    acceptance: str
+    max_new_tokens: int
+    send_hidden_states: bool
+    def __init__(self, prompt_token_ids: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., send_hidden_states: _Optional[bool] = ...) -> None: ...
+
+class SessionOpened(_message.Message):
+    __slots__ = ("session_id", "prefill_ms", "counters")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    prefill_ms: float
+    counters: _common_pb2.SessionCounters
+    def __init__(self, session_id: _Optional[str] = ..., prefill_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ...) -> None: ...
+
+class DraftBlock(_message.Message):
+    __slots__ = ("round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    Q_PROBS_FIELD_NUMBER: _ClassVar[int]
+    ENTROPIES_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_STATES_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    q_probs: _containers.RepeatedScalarFieldContainer[float]
+    entropies: _containers.RepeatedScalarFieldContainer[float]
+    hidden_states: _common_pb2.Tensor
+    correction: int
+    draft_ms: float
+    def __init__(self, round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ...) -> None: ...
+
+class Verdict(_message.Message):
+    __slots__ = ("round", "accepted", "token", "residual_p", "verify_ms", "counters", "draining")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_P_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_MS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    accepted: int
+    token: int
+    residual_p: _common_pb2.Distribution
+    verify_ms: float
+    counters: _common_pb2.SessionCounters
+    draining: bool
+    def __init__(self, round: _Optional[int] = ..., accepted: _Optional[int] = ..., token: _Optional[int] = ..., residual_p: _Optional[_Union[_common_pb2.Distribution, _Mapping]] = ..., verify_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., draining: _Optional[bool] = ...) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("model", "vocab_size", "hidden_size", "max_prompt_tokens", "max_new_tokens", "max_draft_tokens", "acceptance_rules", "live_sessions", "max_sessions")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_RULES_FIELD_NUMBER: _ClassVar[int]
+    LIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    vocab_size: int
+    hidden_size: int
+    max_prompt_tokens: int
+    max_new_tokens: int
+    max_draft_tokens: int
+    acceptance_rules: _containers.RepeatedScalarFieldContainer[str]
+    live_sessions: int
+    max_sessions: int
+    def __init__(self, model: _Optional[str] = ..., vocab_size: _Optional[int] = ..., hidden_size: _Optional[int] = ..., max_prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., max_draft_tokens: _Optional[int] = ..., acceptance_rules: _Optional[_Iterable[str]] = ..., live_sessions: _Optional[int] = ..., max_sessions: _Optional[int] = ...) -> None: ...
