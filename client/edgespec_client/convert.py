@@ -1,0 +1,126 @@
+"""Conversion between the edgespec.v1 wire messages and the SDK types.
+
+Builds `GenerateRequest`s from keyword arguments and turns `GenerateResponse`s into `Chunk` /
+`GenerationResult`. The only module (besides the clients' stubs) touching protobuf messages;
+it does NOT do any I/O, retries or error mapping of RPC status codes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import grpc
+from edgespec.v1 import common_pb2, orchestrator_pb2
+
+from .errors import InvalidArgumentError, ProtocolError
+from .types import Chunk, GenerationResult, GenerationStats, Percentiles
+
+
+def build_request(
+    prompt: str = "",
+    *,
+    max_new_tokens: int = 0,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float | None = None,
+    seed: int = 0,
+    acceptance: str | None = None,
+    draft_length: str | None = None,
+    k: int | None = None,
+    raw: bool = False,
+    prompt_token_ids: Sequence[int] | None = None,
+) -> orchestrator_pb2.GenerateRequest:
+    """A GenerateRequest; `top_p` is set only when given, None strings become "", None k 0.
+
+    Raises InvalidArgumentError when a value does not fit its wire type (e.g. negative k).
+    """
+    try:
+        sampling = common_pb2.SamplingParams(temperature=temperature, top_k=top_k, seed=seed)
+        if top_p is not None:
+            sampling.top_p = top_p
+        return orchestrator_pb2.GenerateRequest(
+            prompt=prompt,
+            prompt_token_ids=list(prompt_token_ids or ()),
+            raw=raw,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            acceptance=acceptance or "",
+            draft_length=draft_length or "",
+            k=k or 0,
+        )
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"bad request field: {e}") from e
+
+
+def f32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 (0.800000011920929 -> 0.8)."""
+    packed = struct.pack("<f", value)
+    for digits in range(6, 10):
+        shortest = float(f"{value:.{digits}g}")
+        if struct.pack("<f", shortest) == packed:
+            return shortest
+    return value
+
+
+def percentiles_from_pb(pb: orchestrator_pb2.Percentiles) -> Percentiles:
+    """Percentiles from their wire message."""
+    return Percentiles(p50=f32(pb.p50), p90=f32(pb.p90), p99=f32(pb.p99), mean=f32(pb.mean))
+
+
+def stats_from_pb(pb: orchestrator_pb2.GenerationStats) -> GenerationStats:
+    """GenerationStats from its wire message (all zeros when the server left it unset)."""
+    return GenerationStats(
+        rounds=pb.rounds,
+        drafted_tokens=pb.drafted_tokens,
+        accepted_tokens=pb.accepted_tokens,
+        mean_accepted_length=f32(pb.mean_accepted_length),
+        acceptance_rate=f32(pb.acceptance_rate),
+        per_position_accepted=tuple(pb.per_position_accepted),
+        target_forward_passes=pb.target_forward_passes,
+        tokens_per_second=f32(pb.tokens_per_second),
+        bytes_up=pb.bytes_up,
+        bytes_down=pb.bytes_down,
+        generated_tokens=pb.generated_tokens,
+        total_ms=f32(pb.total_ms),
+        ttft_ms=f32(pb.ttft_ms),
+        draft_ms=percentiles_from_pb(pb.draft_ms),
+        verify_ms=percentiles_from_pb(pb.verify_ms),
+        round_trip_ms=percentiles_from_pb(pb.round_trip_ms),
+    )
+
+
+def chunk_from_pb(pb: orchestrator_pb2.Chunk) -> Chunk:
+    """A Chunk from its wire message."""
+    return Chunk(token_ids=tuple(pb.token_ids), text=pb.text)
+
+
+def result_from_pb(pb: orchestrator_pb2.Final) -> GenerationResult:
+    """A GenerationResult from the stream's final message."""
+    return GenerationResult(
+        text=pb.text,
+        token_ids=tuple(pb.token_ids),
+        prompt_token_ids=tuple(pb.prompt_token_ids),
+        finish_reason=pb.finish_reason,
+        acceptance=pb.acceptance,
+        lossless=pb.lossless,
+        stats=stats_from_pb(pb.stats),
+    )
+
+
+def event_from_pb(pb: orchestrator_pb2.GenerateResponse) -> Chunk | GenerationResult:
+    """The Chunk or (for the final message) GenerationResult a response carries."""
+    kind = pb.WhichOneof("kind")
+    if kind == "chunk":
+        return chunk_from_pb(pb.chunk)
+    if kind == "final":
+        return result_from_pb(pb.final)
+    raise ProtocolError("GenerateResponse carries neither `chunk` nor `final`")
+
+
+def missing_final(chunks: int) -> ProtocolError:
+    """The error for a Generate stream that ended without its final message."""
+    return ProtocolError(
+        f"Generate stream ended without a final message after {chunks} chunk(s); "
+        "the server closed the stream early"
+    )

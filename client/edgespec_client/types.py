@@ -1,0 +1,109 @@
+"""Result types of the edgespec SDK: frozen, JSON-ready dataclasses.
+
+They mirror the `edgespec.v1` Final/Chunk/GenerationStats messages field for field. This module
+does NOT import the protobuf stubs; building these from wire messages lives in `convert`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples become lists and nested dataclasses their `to_dict()`; scalars pass through."""
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+class _ToDict:
+    """Mixin: `to_dict()` over the dataclass fields, in declaration order."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict of every field (tuples as lists, nested as dicts)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles(_ToDict):
+    """Percentiles of a per-round timing, milliseconds."""
+
+    p50: float = 0.0
+    p90: float = 0.0
+    p99: float = 0.0
+    mean: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats(_ToDict):
+    """Statistics of one generation session (see `GenerationStats` in orchestrator.proto)."""
+
+    rounds: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    mean_accepted_length: float = 0.0
+    acceptance_rate: float = 0.0
+    per_position_accepted: tuple[int, ...] = ()
+    target_forward_passes: int = 0
+    tokens_per_second: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    generated_tokens: int = 0
+    total_ms: float = 0.0
+    ttft_ms: float = 0.0
+    draft_ms: Percentiles = field(default_factory=Percentiles)
+    verify_ms: Percentiles = field(default_factory=Percentiles)
+    round_trip_ms: Percentiles = field(default_factory=Percentiles)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk(_ToDict):
+    """Tokens committed in one speculation round, with the text they add."""
+
+    token_ids: tuple[int, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult(_ToDict):
+    """A finished generation: output, what ran, and the session statistics."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    prompt_token_ids: tuple[int, ...]
+    finish_reason: str
+    acceptance: str
+    lossless: bool
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+class GenerateOptions(TypedDict, total=False):
+    """Keyword options of `generate()` / `stream()`; every key is optional.
+
+    max_new_tokens: most tokens to generate (0 or unset: the server default, 128).
+    temperature: softmax temperature, 0 (default) is greedy. top_k: 0 (default) disables.
+    top_p: nucleus mass in (0, 1]; None (default) leaves it unset (disabled).
+    seed: seed of the session's random generators (default 0).
+    acceptance: "exact" / "rejection"; None lets the server pick from the temperature.
+    draft_length: draft-length policy name ("fixed"); None for the server default.
+    k: draft tokens per round for the fixed policy; None for the server default (4).
+    raw: tokenize `prompt` as is, without the chat template (default False).
+    prompt_token_ids: prompt token ids used verbatim, instead of `prompt`.
+    """
+
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    top_p: float | None
+    seed: int
+    acceptance: str | None
+    draft_length: str | None
+    k: int | None
+    raw: bool
+    prompt_token_ids: Sequence[int] | None

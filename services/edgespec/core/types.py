@@ -1,0 +1,141 @@
+"""Value types at the seams of the loop (frozen dataclasses) and the Drafter/Verifier protocols.
+
+Local (torch, in-process) and Remote (gRPC) drafters and verifiers implement the same protocols,
+so the loop cannot tell them apart. Nothing here knows about models, tokenizers or the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+MAX_DRAFT_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings applied identically to q and p. temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_k: int = 0          # 0 disables top-k
+    top_p: float = 1.0      # nucleus mass in (0, 1]; 1 disables top-p
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not (0.0 < self.top_p <= 1.0):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A probability vector over a vocabulary of `vocab_size`, sparse where that is exact."""
+
+    vocab_size: int
+    probs: torch.Tensor                  # [n] float32 (n == vocab_size when dense)
+    indices: torch.Tensor | None = None  # [n] int64 token ids; None means dense
+
+    def dense(self) -> torch.Tensor:
+        """The full [vocab_size] float32 vector."""
+        if self.indices is None:
+            return self.probs.to(torch.float32)
+        out = torch.zeros(self.vocab_size, dtype=torch.float32)
+        out[self.indices] = self.probs.to(torch.float32)
+        return out
+
+    @classmethod
+    def compact(cls, probs: torch.Tensor) -> Distribution:
+        """Store `probs` [V] sparsely when fewer than half its entries are non-zero."""
+        nonzero = torch.nonzero(probs > 0).flatten()
+        if nonzero.numel() * 2 < probs.numel():
+            return cls(probs.numel(), probs[nonzero].to(torch.float32), nonzero)
+        return cls(probs.numel(), probs.to(torch.float32))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One round's draft block: x_1..x_k with q_i(x_i), entropies and optional hidden states."""
+
+    round: int
+    tokens: tuple[int, ...]                 # [k] draft token ids
+    q_probs: tuple[float, ...] = ()         # [k] q_i(x_i); empty for a greedy (one-hot) draft
+    entropies: tuple[float, ...] = ()       # [k] nats, temperature-1 softmax of the draft
+    hidden_states: torch.Tensor | None = None  # [k, d] float16, only when the session asks
+    correction: int | None = None           # residual sample resolving the previous verdict
+    draft_ms: float = 0.0
+
+    @property
+    def k(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The target's answer to one Proposal. Exactly one of `token` / `residual_p` is set."""
+
+    round: int
+    accepted: int                           # leading draft tokens kept, 0..k
+    token: int | None = None                # bonus (accepted == k) or target-chosen correction
+    residual_p: Distribution | None = None  # p_j at the first rejection, for draft-side sampling
+    verify_ms: float = 0.0                  # target compute for this round
+    target_forward_passes: int = 0          # session total after this round (1 + rounds)
+    bytes_up: int = 0                       # wire bytes of the proposal (0 in-process)
+    bytes_down: int = 0                     # wire bytes of the verdict (0 in-process)
+
+    def __post_init__(self) -> None:
+        if (self.token is None) == (self.residual_p is None):
+            raise ValueError("a verdict carries exactly one of token and residual_p")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one round committed, with its measurements. `tokens` are already stop-truncated."""
+
+    tokens: tuple[int, ...]
+    drafted: int
+    accepted: int
+    draft_ms: float
+    verify_ms: float
+    round_trip_ms: float
+    round_ms: float
+    bytes_up: int
+    bytes_down: int
+    target_forward_passes: int
+    finish_reason: str | None = None        # "stop" | "length" on the last step
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Tokens a verdict committed: the accepted drafts then the bonus or correction."""
+
+    tokens: tuple[int, ...]
+
+
+class Drafter(Protocol):
+    """Proposes draft blocks for one session and keeps its KV cache in step with the verdicts."""
+
+    async def propose(self, k: int) -> Proposal: ...
+
+    async def commit(self, verdict: Verdict) -> Committed: ...
+
+    async def close(self) -> None: ...
+
+
+class Verifier(Protocol):
+    """Verifies draft blocks for one session with one target forward pass each."""
+
+    async def verify(self, proposal: Proposal) -> Verdict: ...
+
+    async def close(self) -> None: ...
