@@ -15,6 +15,10 @@ import torch
 MAX_DRAFT_TOKENS = 32
 
 
+class SessionStateError(Exception):
+    """A well-formed message that is not valid in the session's current state (round order...)."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Sampling settings applied identically to q and p. temperature 0 means greedy."""
@@ -37,6 +41,33 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What opens a session on the draft and the target alike."""
+
+    prompt_ids: tuple[int, ...]
+    params: SamplingParams
+    acceptance: str
+    max_new_tokens: int
+    send_hidden_states: bool = False
+    draft_hidden_size: int = 0
+
+    def check(self, vocab_size: int, max_prompt_tokens: int, max_new_tokens: int) -> None:
+        """Raise ValueError naming the field that a server with these limits cannot accept."""
+        if not self.prompt_ids:
+            raise ValueError("prompt_token_ids: the prompt is empty")
+        if len(self.prompt_ids) > max_prompt_tokens:
+            raise ValueError(f"prompt_token_ids: {len(self.prompt_ids)} tokens exceed the limit "
+                             f"of {max_prompt_tokens}")
+        bad = next((t for t in self.prompt_ids if not 0 <= t < vocab_size), None)
+        if bad is not None:
+            raise ValueError(f"prompt_token_ids: {bad} is outside the vocabulary [0, {vocab_size})")
+        if not 1 <= self.max_new_tokens <= max_new_tokens:
+            raise ValueError(f"max_new_tokens: must be in 1..{max_new_tokens}, got {self.max_new_tokens}")
+        if self.send_hidden_states and self.draft_hidden_size <= 0:
+            raise ValueError("draft_hidden_size: required when send_hidden_states is set")
 
 
 @dataclass(frozen=True)

@@ -24,31 +24,36 @@ class VerifierResponse(_message.Message):
     def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
 
 class SessionOpen(_message.Message):
-    __slots__ = ("prompt_token_ids", "sampling", "acceptance", "max_new_tokens", "send_hidden_states")
+    __slots__ = ("prompt_token_ids", "sampling", "acceptance", "max_new_tokens", "send_hidden_states", "draft_hidden_size")
     PROMPT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SEND_HIDDEN_STATES_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
     prompt_token_ids: _containers.RepeatedScalarFieldContainer[int]
     sampling: _common_pb2.SamplingParams
     acceptance: str
     max_new_tokens: int
     send_hidden_states: bool
-    def __init__(self, prompt_token_ids: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., send_hidden_states: _Optional[bool] = ...) -> None: ...
+    draft_hidden_size: int
+    def __init__(self, prompt_token_ids: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., send_hidden_states: _Optional[bool] = ..., draft_hidden_size: _Optional[int] = ...) -> None: ...
 
 class SessionOpened(_message.Message):
-    __slots__ = ("session_id", "prefill_ms", "counters")
+    __slots__ = ("session_id", "prefill_ms", "counters", "vocab_size")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     prefill_ms: float
     counters: _common_pb2.SessionCounters
-    def __init__(self, session_id: _Optional[str] = ..., prefill_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ...) -> None: ...
+    vocab_size: int
+    def __init__(self, session_id: _Optional[str] = ..., prefill_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
 
 class DraftBlock(_message.Message):
-    __slots__ = ("round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms")
+    __slots__ = ("session_id", "round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     Q_PROBS_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +61,7 @@ class DraftBlock(_message.Message):
     HIDDEN_STATES_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_FIELD_NUMBER: _ClassVar[int]
     DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
     round: int
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     q_probs: _containers.RepeatedScalarFieldContainer[float]
@@ -63,7 +69,7 @@ class DraftBlock(_message.Message):
     hidden_states: _common_pb2.Tensor
     correction: int
     draft_ms: float
-    def __init__(self, round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ...) -> None: ...
 
 class Verdict(_message.Message):
     __slots__ = ("round", "accepted", "token", "residual_p", "verify_ms", "counters", "draining")

@@ -1,0 +1,7 @@
+"""`python -m edgespec` runs the console script."""
+
+import sys
+
+from edgespec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""The `edgespec` console script: subcommands map 1:1 to the services' frozen configs.
+`target`, `draft`, `orchestrator` serve; `generate` talks to an SDK endpoint; `demo` runs the
+main job end to end; `bench` benchmarks against Hugging Face peers. Errors: one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+from edgespec.draft.config import DraftConfig
+from edgespec.orchestrator.config import OrchestratorConfig
+from edgespec.rpc.server import ServerOptions
+from edgespec.target.config import TargetConfig
+
+DEFAULT_TARGET_PORT, DEFAULT_DRAFT_PORT = 50051, 50052
+
+
+def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--listen", default=f"127.0.0.1:{port}", help="HOST:PORT to serve on (port 0: any)")
+    p.add_argument("--max-message-bytes", type=int, default=16 << 20)
+    p.add_argument("--no-reflection", action="store_true", help="disable gRPC server reflection")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds live sessions get on shutdown")
+    p.add_argument("--keepalive-time", type=float, default=20.0, help="keepalive ping interval, s")
+    p.add_argument("--keepalive-timeout", type=float, default=5.0, help="keepalive ack timeout, s")
+    p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="smollm2", help="preset (smollm2, tiny), HF path/id or .gguf file")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-sessions", type=int, default=16)
+    p.add_argument("--idle-ttl", type=float, default=300.0, help="seconds before an idle session is freed")
+    p.add_argument("--max-prompt-tokens", type=int, default=4096)
+    p.add_argument("--max-new-tokens", type=int, default=4096)
+
+
+def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default=f"127.0.0.1:{DEFAULT_TARGET_PORT}", help="target HOST:PORT")
+    p.add_argument("--k", type=int, default=4, help="default draft length for requests that set none")
+    p.add_argument("--round-timeout", type=float, default=60.0, help="seconds to wait for a verdict")
+    p.add_argument("--session-timeout", type=float, default=3600.0)
+
+
+def server_options(a: argparse.Namespace) -> ServerOptions:
+    return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=not a.no_reflection,
+                         grace_s=a.grace, keepalive_time_s=a.keepalive_time,
+                         keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file)
+
+
+def target_config(a: argparse.Namespace) -> TargetConfig:
+    return TargetConfig(model=a.model, dtype=a.dtype, device=a.device, max_sessions=a.max_sessions,
+                        idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
+                        max_new_tokens=a.max_new_tokens, server=server_options(a))
+
+
+def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
+    return OrchestratorConfig(
+        target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
+        default_k=a.k, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
+        session_timeout_s=a.session_timeout, server=server_options(a))
+
+
+def draft_config(a: argparse.Namespace) -> DraftConfig:
+    return DraftConfig(model=a.model, dtype=a.dtype, device=a.device, max_sessions=a.max_sessions,
+                       idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
+                       max_new_tokens=a.max_new_tokens, embed_orchestrator=not a.no_orchestrator,
+                       orchestrator=orchestrator_config(a, tokenizer=a.model), server=server_options(a))
+
+
+def _run_target(a: argparse.Namespace) -> int:
+    from edgespec.target.serve import serve
+    asyncio.run(serve(target_config(a)))
+    return 0
+
+
+def _run_draft(a: argparse.Namespace) -> int:
+    from edgespec.draft.serve import serve
+    asyncio.run(serve(draft_config(a)))
+    return 0
+
+
+def _run_orchestrator(a: argparse.Namespace) -> int:
+    from edgespec.orchestrator.serve import serve
+    asyncio.run(serve(orchestrator_config(a)))
+    return 0
+
+
+def _generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True) -> None:
+    p.add_argument("--prompt", required=prompt_required, help="prompt text (chat template applied)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--acceptance", default=None, help="exact | rejection (default by temperature)")
+    p.add_argument("--draft-length", default=None, help="draft-length policy (fixed)")
+    p.add_argument("--k", type=int, default=None, help="draft tokens per round, 1..32")
+    p.add_argument("--raw", action="store_true", help="skip the chat template")
+
+
+def generate_options(a: argparse.Namespace) -> dict:
+    return {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k,
+            "top_p": a.top_p, "seed": a.seed, "acceptance": a.acceptance,
+            "draft_length": a.draft_length, "k": a.k, "raw": a.raw}
+
+
+def _run_generate(a: argparse.Namespace) -> int:
+    from edgespec.console import run_generate
+    return run_generate(a.server, a.prompt, generate_options(a), as_json=a.json, timeout=a.timeout)
+
+
+def _run_demo(a: argparse.Namespace) -> int:
+    from edgespec.demo import run_demo
+    return run_demo(a)
+
+
+def _run_bench(a: argparse.Namespace) -> int:
+    from edgespec.bench.run import run_bench
+    return run_bench(a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgespec", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default="WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, tuple[Callable, str]] = {
+        "target": (_run_target, "serve the target verifier (edge server / GPU side)"),
+        "draft": (_run_draft, "serve the draft model (+ the orchestrator) on the device"),
+        "orchestrator": (_run_orchestrator, "serve the orchestrator in its own process"),
+        "generate": (_run_generate, "generate through an orchestrator (SDK endpoint)"),
+        "demo": (_run_demo, "start target + draft on loopback, stream a generation, print stats"),
+        "bench": (_run_bench, "benchmark edgespec against HF target-only and assisted generation"),
+    }
+    parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
+    for name, (func, _) in commands.items():
+        parsers[name].set_defaults(func=func)
+    _server_flags(parsers["target"], DEFAULT_TARGET_PORT)
+    _model_flags(parsers["target"])
+    _server_flags(parsers["draft"], DEFAULT_DRAFT_PORT)
+    _model_flags(parsers["draft"])
+    _orchestrator_flags(parsers["draft"])
+    parsers["draft"].add_argument("--no-orchestrator", action="store_true",
+                                  help="serve only the Drafter service, not the SDK endpoint")
+    orch = parsers["orchestrator"]
+    _server_flags(orch, 50053)
+    _orchestrator_flags(orch)
+    orch.add_argument("--draft", required=True, help="draft service HOST:PORT")
+    orch.add_argument("--tokenizer", default="smollm2", help="model spec whose tokenizer to use")
+    orch.add_argument("--max-sessions", type=int, default=16)
+    gen = parsers["generate"]
+    _generate_flags(gen)
+    gen.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
+    gen.add_argument("--json", action="store_true", help="print one JSON object")
+    gen.add_argument("--timeout", type=float, default=600.0, help="deadline for the call, s")
+    demo = parsers["demo"]
+    _generate_flags(demo, prompt_required=False)
+    demo.add_argument("--model", default="smollm2", help="preset for both draft and target")
+    from edgespec.bench.run import add_bench_flags
+    add_bench_flags(parsers["bench"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI prints one line, never a traceback
+        logging.getLogger("edgespec").debug("command failed", exc_info=True)
+        print(f"edgespec {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""DrafterServicer: the thin gRPC face of the draft model — open a LocalDrafter per stream, then
+answer `propose` with a block and `commit` with the committed tokens. For orchestrators that run
+in another process; the embedded orchestrator calls LocalDrafter directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+
+import grpc
+
+from edgespec.core.acceptance import RULES
+from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
+from edgespec.draft.config import DraftConfig
+from edgespec.models.local_drafter import LocalDrafter
+from edgespec.models.presets import LoadedModel
+from edgespec.rpc import codec
+from edgespec.rpc.sessions import SessionRegistry
+from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2
+
+
+class DrafterServicer(draft_pb2_grpc.DrafterServicer):
+    """Serves drafting sessions over one loaded draft model."""
+
+    def __init__(self, draft: LoadedModel, config: DraftConfig, executor: Executor) -> None:
+        self.draft, self.config, self.executor = draft, config, executor
+        self.sessions: SessionRegistry[LocalDrafter] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
+        self.reaper: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.reaper = asyncio.create_task(self.sessions.reap_forever())
+
+    async def shutdown(self) -> None:
+        if self.reaper is not None:
+            self.reaper.cancel()
+        await self.sessions.close_all()
+
+    async def Info(self, request, context) -> target_pb2.ModelInfo:
+        return target_pb2.ModelInfo(
+            model=self.draft.name, vocab_size=self.draft.vocab_size, hidden_size=self.draft.hidden_size,
+            max_prompt_tokens=self.config.max_prompt_tokens, max_new_tokens=self.config.max_new_tokens,
+            max_draft_tokens=MAX_DRAFT_TOKENS, acceptance_rules=sorted(RULES),
+            live_sessions=len(self.sessions), max_sessions=self.config.max_sessions)
+
+    async def Session(self, request_iterator: AsyncIterator[draft_pb2.DrafterRequest],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[draft_pb2.DrafterResponse]:
+        first = await anext(request_iterator, None)
+        if first is None or not first.HasField("open"):
+            raise SessionStateError("open: the first message of a session must be `open`")
+        spec = codec.spec_from_pb(first.open)
+        spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
+        drafter = LocalDrafter(self.draft.model, spec, self.executor)
+        session_id = self.sessions.open(drafter)
+        try:
+            prefill_ms = await drafter.prefill()
+            yield draft_pb2.DrafterResponse(opened=target_pb2.SessionOpened(
+                session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.draft.vocab_size,
+                counters=common_pb2.SessionCounters(forward_passes=drafter.seq.forward_passes)))
+            async for request in request_iterator:
+                self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
+                yield await self._answer(drafter, session_id, request)
+        finally:
+            await self.sessions.close(session_id)
+
+    async def _answer(self, drafter: LocalDrafter, session_id: str,
+                      request: draft_pb2.DrafterRequest) -> draft_pb2.DrafterResponse:
+        kind = request.WhichOneof("kind")
+        if kind == "propose":
+            if request.propose.k > MAX_DRAFT_TOKENS:
+                raise ValueError(f"k: must be in 0..{MAX_DRAFT_TOKENS}, got {request.propose.k}")
+            proposal = await drafter.propose(request.propose.k)
+            return draft_pb2.DrafterResponse(block=codec.proposal_to_pb(proposal, session_id))
+        if kind == "commit":
+            verdict = codec.verdict_from_pb(request.commit, self.draft.vocab_size)
+            committed = await drafter.commit(verdict)
+            return draft_pb2.DrafterResponse(committed=draft_pb2.Committed(token_ids=list(committed.tokens)))
+        raise SessionStateError("open: a session is opened once; later messages are propose or commit")

@@ -1,0 +1,104 @@
+"""Model specs -> loaded draft/target models: `PRESETS`, `load_model`, `load_tokenizer`.
+
+A spec is a preset name ("tiny", "smollm2"), else a `.gguf` path, else an HF local directory or
+hub id. Presets never touch the network. This module does NOT run models (no decoding, no
+speculation) and does NOT know preset internals (see `tiny.py`, `smollm2.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from edgespec.models import loading, smollm2, tiny
+
+Role = Literal["draft", "target"]
+Built = tuple[torch.nn.Module, PreTrainedTokenizerBase, str]  # finalized model, tokenizer, name
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str  # e.g. "smollm2-135m-instruct (int8 decoder layers)"
+    model: torch.nn.Module  # a transformers PreTrainedModel in eval mode, requires_grad False
+    tokenizer: PreTrainedTokenizerBase
+    vocab_size: int  # last dim of the logits (rows of lm_head)
+    hidden_size: int
+    eos_token_ids: tuple[int, ...]  # every token id that ends generation
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    build: Callable[[Role, str, str], Built]  # (role, dtype, device) -> Built
+    tokenizer: Callable[[], PreTrainedTokenizerBase]
+    extra_eos_tokens: tuple[str, ...] = ()
+
+
+def _build_tiny(role: Role, dtype: str, device: str) -> Built:
+    tokenizer = tiny.build_tokenizer()
+    model = loading.finalize(
+        tiny.build_model(role, tokenizer), tokenizer, dtype=dtype, device=device
+    )
+    kind = "target, random init" if role == "target" else "draft, target + noise"
+    return model, tokenizer, f"tiny-llama ({kind}, {dtype})"
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        description="random-init 2-layer Llama pair for fast tests (draft = target + noise)",
+        build=_build_tiny,
+        tokenizer=tiny.build_tokenizer,
+        extra_eos_tokens=("</s>",),
+    ),
+    "smollm2": Preset(
+        description="SmolLM2-135M-Instruct: fp32 target, int8 dynamic-quantized draft",
+        build=smollm2.build_model,
+        tokenizer=smollm2.load_tokenizer,
+        extra_eos_tokens=smollm2.EXTRA_EOS_TOKENS,
+    ),
+}
+
+
+def _load_non_preset(spec: str, dtype: str, device: str) -> Built:
+    load = loading.load_gguf if spec.endswith(".gguf") else loading.load_hf
+    model, tokenizer = load(spec)
+    return loading.finalize(model, tokenizer, dtype=dtype, device=device), tokenizer, spec
+
+
+def load_model(
+    spec: str, role: Role, *, dtype: str = "float32", device: str = "cpu"
+) -> LoadedModel:
+    """The `role` model of a preset, or the model at `spec` (role ignored), ready for inference."""
+    if role not in ("draft", "target"):
+        raise ValueError(f"role must be 'draft' or 'target', got {role!r}")
+    loading.resolve_dtype(dtype)  # fail on a bad dtype before loading anything
+    preset = PRESETS.get(spec)
+    if preset is not None:
+        model, tokenizer, name = preset.build(role, dtype, device)
+        extra_eos = preset.extra_eos_tokens
+    else:
+        (model, tokenizer, name), extra_eos = _load_non_preset(spec, dtype, device), ()
+    return LoadedModel(
+        name=name,
+        model=model,
+        tokenizer=tokenizer,
+        vocab_size=loading.output_rows(model),
+        hidden_size=int(model.config.hidden_size),
+        eos_token_ids=loading.eos_token_ids(model, tokenizer, extra_eos),
+    )
+
+
+def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of `spec` without loading any weights."""
+    preset = PRESETS.get(spec)
+    return preset.tokenizer() if preset is not None else loading.load_spec_tokenizer(spec)
+
+
+def stop_token_ids(spec: str, tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
+    """The ids that end generation for `spec`, from its tokenizer alone (no weights loaded)."""
+    preset = PRESETS.get(spec)
+    return loading.eos_token_ids(None, tokenizer, preset.extra_eos_tokens if preset else ())

@@ -1,0 +1,1 @@
+"""The orchestrator: the SDK-facing `edgespec.v1.Orchestrator` service that drives the rounds."""

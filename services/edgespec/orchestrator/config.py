@@ -1,0 +1,29 @@
+"""OrchestratorConfig: everything the orchestrator is configured with (CLI flags map 1:1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgespec.rpc.server import ServerOptions
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    """Where the target (and, when not in-process, the draft service) lives, plus request limits."""
+
+    target: str = "127.0.0.1:50051"
+    draft: str | None = None            # a Drafter server; None = the in-process draft model
+    tokenizer: str = "smollm2"          # model spec whose tokenizer and chat template to use
+    default_k: int = 4
+    default_max_new_tokens: int = 128
+    max_new_tokens: int = 4096
+    max_sessions: int = 16
+    round_timeout_s: float = 60.0
+    session_timeout_s: float = 3600.0
+    server: ServerOptions = field(default_factory=ServerOptions)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.default_k <= 32:
+            raise ValueError(f"default_k must be in 1..32, got {self.default_k}")
+        if self.round_timeout_s <= 0:
+            raise ValueError(f"round_timeout_s must be > 0, got {self.round_timeout_s}")

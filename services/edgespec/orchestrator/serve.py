@@ -1,0 +1,51 @@
+"""`edgespec orchestrator`: serve `edgespec.v1.Orchestrator` in its own process, talking to a
+remote draft service and the target. (`edgespec draft` embeds the same servicer by default.)"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from edgespec.models.presets import load_tokenizer, stop_token_ids
+from edgespec.orchestrator.backends import DraftBackend, RemoteDraftBackend
+from edgespec.orchestrator.config import OrchestratorConfig
+from edgespec.orchestrator.servicer import OrchestratorServicer
+from edgespec.rpc.remote import StreamLimits
+from edgespec.rpc.server import RunningServer, channel_options, start_server
+from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+log = logging.getLogger(__name__)
+ORCHESTRATOR_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+
+
+def orchestrator_servicer(config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
+                          drafts: DraftBackend) -> tuple[OrchestratorServicer, grpc.aio.Channel]:
+    """An orchestrator servicer and the target channel it owns (create on the serving loop)."""
+    channel = grpc.aio.insecure_channel(config.target, options=channel_options(config.server))
+    return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts), channel
+
+
+async def start_orchestrator(config: OrchestratorConfig) -> tuple[RunningServer, list[grpc.aio.Channel]]:
+    if not config.draft:
+        raise ValueError("draft: a standalone orchestrator needs --draft HOST:PORT of a draft service")
+    tokenizer = load_tokenizer(config.tokenizer)
+    draft_channel = grpc.aio.insecure_channel(config.draft, options=channel_options(config.server))
+    limits = StreamLimits(session_timeout_s=config.session_timeout_s, round_timeout_s=config.round_timeout_s)
+    servicer, target_channel = orchestrator_servicer(
+        config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits))
+
+    def register(server) -> list[str]:
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)
+        return [ORCHESTRATOR_SERVICE]
+    return await start_server(config.server, register), [draft_channel, target_channel]
+
+
+async def serve(config: OrchestratorConfig) -> None:
+    running, channels = await start_orchestrator(config)
+    log.info("orchestrator ready on %s (draft %s, target %s)", running.address, config.draft, config.target)
+    try:
+        await running.wait_for_signal()
+    finally:
+        for channel in channels:
+            await channel.close()

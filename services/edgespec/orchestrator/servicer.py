@@ -1,0 +1,84 @@
+"""OrchestratorServicer: `Generate` — validate and tokenize the request, open a target session and
+a draft session, run the core loop, stream each round's tokens, then the final stats. The loop is
+`edgespec.core.loop.generate`, the same function tests run in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from edgespec.core.acceptance import get_rule
+from edgespec.core.draft_length import make_policy
+from edgespec.core.loop import generate
+from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.types import SessionSpec
+from edgespec.orchestrator.backends import DraftBackend
+from edgespec.orchestrator.config import OrchestratorConfig
+from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
+from edgespec.rpc import codec
+from edgespec.rpc.remote import RemoteVerifier, StreamLimits
+from edgespec.rpc.sessions import SessionLimitError
+from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+
+class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
+    """Drives speculative decoding for SDK requests."""
+
+    def __init__(self, config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
+                 target_channel: grpc.aio.Channel, drafts: DraftBackend) -> None:
+        self.config, self.tokenizer, self.eos_token_ids = config, tokenizer, eos_token_ids
+        self.target_channel, self.drafts = target_channel, drafts
+        self.limits = StreamLimits(session_timeout_s=config.session_timeout_s,
+                                   round_timeout_s=config.round_timeout_s)
+        self.live = 0
+
+    async def Generate(self, request: orchestrator_pb2.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[orchestrator_pb2.GenerateResponse]:
+        spec = self._spec(request)
+        policy = make_policy(request.draft_length or "fixed", request.k or self.config.default_k)
+        if self.live >= self.config.max_sessions:
+            raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
+        self.live += 1
+        stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
+        verifier = drafter = None
+        try:
+            verifier = await RemoteVerifier.open(self.target_channel, spec, self.limits)
+            drafter = await self.drafts.open(spec)
+            async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids):
+                stats.observe(step)
+                finish = step.finish_reason or finish
+                chunk = orchestrator_pb2.Chunk(token_ids=list(step.tokens), text=detok.add(step.tokens))
+                yield orchestrator_pb2.GenerateResponse(chunk=chunk)
+        finally:
+            self.live -= 1
+            for session in (drafter, verifier):
+                if session is not None:
+                    await session.close()
+        rule = get_rule(spec.acceptance)
+        yield orchestrator_pb2.GenerateResponse(final=orchestrator_pb2.Final(
+            text=detok.text, token_ids=detok.ids, prompt_token_ids=list(spec.prompt_ids),
+            finish_reason=finish, acceptance=rule.name, lossless=rule.lossless,
+            stats=codec.stats_to_pb(stats)))
+
+    def _spec(self, request: orchestrator_pb2.GenerateRequest) -> SessionSpec:
+        """Validate the request and turn it into a session spec (ValueError names the field)."""
+        if bool(request.prompt) == bool(request.prompt_token_ids):
+            raise ValueError("prompt: set exactly one of prompt and prompt_token_ids")
+        params = codec.sampling_from_pb(request.sampling)
+        acceptance = request.acceptance or ("exact" if params.greedy else "rejection")
+        get_rule(acceptance).check(params)
+        max_new = request.max_new_tokens or self.config.default_max_new_tokens
+        if max_new > self.config.max_new_tokens:
+            raise ValueError(f"max_new_tokens: must be <= {self.config.max_new_tokens}, got {max_new}")
+        ids = list(request.prompt_token_ids) or self._tokenize(request.prompt, request.raw)
+        return SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new)
+
+    def _tokenize(self, prompt: str, raw: bool) -> list[int]:
+        if raw or not getattr(self.tokenizer, "chat_template", None):
+            return list(self.tokenizer.encode(prompt, add_special_tokens=False))
+        messages = [{"role": "user", "content": prompt}]
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=False)
+        return list(ids)

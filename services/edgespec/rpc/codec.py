@@ -1,0 +1,146 @@
+"""All conversion between protobuf messages and core dataclasses, with validation that names the
+offending field (ValueError -> INVALID_ARGUMENT). Domain types never import the wire format.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.types import (MAX_DRAFT_TOKENS, Distribution, Proposal, SamplingParams,
+                                  SessionSpec, Verdict)
+from edgespec.v1 import common_pb2, orchestrator_pb2, target_pb2
+
+_NUMPY = {common_pb2.DTYPE_FLOAT16: np.float16, common_pb2.DTYPE_FLOAT32: np.float32,
+          common_pb2.DTYPE_INT32: np.int32}
+_DTYPE_OF = {torch.float16: common_pb2.DTYPE_FLOAT16, torch.float32: common_pb2.DTYPE_FLOAT32,
+             torch.int32: common_pb2.DTYPE_INT32}
+
+
+def tensor_to_pb(t: torch.Tensor) -> common_pb2.Tensor:
+    """Pack a float16/float32/int32 tensor as little-endian bytes."""
+    t = t.detach().cpu().contiguous()
+    return common_pb2.Tensor(dtype=_DTYPE_OF[t.dtype], shape=list(t.shape),
+                             data=t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes())
+
+
+def tensor_from_pb(pb: common_pb2.Tensor, field: str) -> torch.Tensor:
+    """Unpack a Tensor, checking dtype and that the byte count matches the shape."""
+    if pb.dtype not in _NUMPY:
+        raise ValueError(f"{field}.dtype: unsupported dtype {pb.dtype}")
+    dtype = np.dtype(_NUMPY[pb.dtype]).newbyteorder("<")
+    expected = math.prod(pb.shape) * dtype.itemsize
+    if len(pb.data) != expected:
+        raise ValueError(f"{field}: {len(pb.data)} bytes do not match shape {list(pb.shape)} "
+                         f"({expected} bytes expected)")
+    array = np.frombuffer(pb.data, dtype=dtype).astype(dtype.newbyteorder("="))
+    return torch.from_numpy(array.reshape(tuple(pb.shape)).copy())
+
+
+def sampling_from_pb(pb: common_pb2.SamplingParams) -> SamplingParams:
+    top_p = pb.top_p if pb.HasField("top_p") else 1.0
+    return SamplingParams(temperature=pb.temperature, top_k=pb.top_k, top_p=top_p, seed=pb.seed)
+
+
+def sampling_to_pb(params: SamplingParams) -> common_pb2.SamplingParams:
+    return common_pb2.SamplingParams(temperature=params.temperature, top_k=params.top_k,
+                                     top_p=params.top_p, seed=params.seed)
+
+
+def distribution_to_pb(dist: Distribution) -> common_pb2.Distribution:
+    pb = common_pb2.Distribution(vocab_size=dist.vocab_size, probs=tensor_to_pb(dist.probs.float()))
+    if dist.indices is not None:
+        pb.indices.CopyFrom(tensor_to_pb(dist.indices.to(torch.int32)))
+    return pb
+
+
+def distribution_from_pb(pb: common_pb2.Distribution, vocab_size: int) -> Distribution:
+    if pb.vocab_size != vocab_size:
+        raise ValueError(f"residual_p.vocab_size: {pb.vocab_size} != draft vocabulary {vocab_size}")
+    probs = tensor_from_pb(pb.probs, "residual_p.probs").float().flatten()
+    if not pb.HasField("indices"):
+        if probs.numel() != vocab_size:
+            raise ValueError(f"residual_p.probs: dense distribution needs {vocab_size} values")
+        return Distribution(vocab_size, probs)
+    indices = tensor_from_pb(pb.indices, "residual_p.indices").long().flatten()
+    if indices.numel() != probs.numel() or (indices.numel() and not 0 <= int(indices.min()) <= int(indices.max()) < vocab_size):
+        raise ValueError("residual_p.indices: must be one id in [0, vocab_size) per probability")
+    return Distribution(vocab_size, probs, indices)
+
+
+def proposal_to_pb(p: Proposal, session_id: str) -> target_pb2.DraftBlock:
+    pb = target_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
+                               q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms)
+    if p.hidden_states is not None:
+        pb.hidden_states.CopyFrom(tensor_to_pb(p.hidden_states.to(torch.float16)))
+    if p.correction is not None:
+        pb.correction = p.correction
+    return pb
+
+
+def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None) -> Proposal:
+    """Decode a block; `hidden_size` is the declared draft d (None: hidden states not expected)."""
+    k = len(pb.token_ids)
+    if k > MAX_DRAFT_TOKENS:
+        raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {k}")
+    if pb.q_probs and len(pb.q_probs) != k:
+        raise ValueError(f"q_probs: expected {k} values, got {len(pb.q_probs)}")
+    if pb.entropies and len(pb.entropies) != k:
+        raise ValueError(f"entropies: expected {k} values, got {len(pb.entropies)}")
+    hidden = None
+    if pb.HasField("hidden_states"):
+        if hidden_size is None:
+            raise ValueError("hidden_states: the session was not opened with send_hidden_states")
+        hidden = tensor_from_pb(pb.hidden_states, "hidden_states")
+        if tuple(hidden.shape) != (k, hidden_size) or hidden.dtype != torch.float16:
+            raise ValueError(f"hidden_states: expected float16 [{k}, {hidden_size}], "
+                             f"got {str(hidden.dtype).removeprefix('torch.')} {list(hidden.shape)}")
+    elif hidden_size is not None and k:
+        raise ValueError("hidden_states: required by the session (send_hidden_states)")
+    return Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
+                    entropies=tuple(pb.entropies), hidden_states=hidden,
+                    correction=pb.correction if pb.HasField("correction") else None,
+                    draft_ms=pb.draft_ms)
+
+
+def verdict_to_pb(v: Verdict, rounds: int, draining: bool = False) -> target_pb2.Verdict:
+    pb = target_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
+                            counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
+                                                                rounds=rounds))
+    if v.token is not None:
+        pb.token = v.token
+    else:
+        pb.residual_p.CopyFrom(distribution_to_pb(v.residual_p))
+    return pb
+
+
+def verdict_from_pb(pb: target_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
+                    bytes_down: int = 0) -> Verdict:
+    residual = distribution_from_pb(pb.residual_p, vocab_size) if pb.HasField("residual_p") else None
+    return Verdict(round=pb.round, accepted=pb.accepted,
+                   token=pb.token if pb.HasField("token") else None, residual_p=residual,
+                   verify_ms=pb.verify_ms, target_forward_passes=pb.counters.forward_passes,
+                   bytes_up=bytes_up, bytes_down=bytes_down)
+
+
+def stats_to_pb(stats: SpecDecodeStats) -> orchestrator_pb2.GenerationStats:
+    d = stats.to_dict()
+    timings = {name: orchestrator_pb2.Percentiles(**d.pop(name)) for name in
+               ("draft_ms", "verify_ms", "round_trip_ms")}
+    return orchestrator_pb2.GenerationStats(**d, **timings)
+
+
+def spec_to_pb(spec: SessionSpec) -> target_pb2.SessionOpen:
+    return target_pb2.SessionOpen(
+        prompt_token_ids=list(spec.prompt_ids), sampling=sampling_to_pb(spec.params),
+        acceptance=spec.acceptance, max_new_tokens=spec.max_new_tokens,
+        send_hidden_states=spec.send_hidden_states, draft_hidden_size=spec.draft_hidden_size)
+
+
+def spec_from_pb(pb: target_pb2.SessionOpen) -> SessionSpec:
+    return SessionSpec(prompt_ids=tuple(pb.prompt_token_ids), params=sampling_from_pb(pb.sampling),
+                       acceptance=pb.acceptance, max_new_tokens=pb.max_new_tokens,
+                       send_hidden_states=pb.send_hidden_states, draft_hidden_size=pb.draft_hidden_size)

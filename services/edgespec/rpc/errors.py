@@ -1,0 +1,120 @@
+"""Exception -> gRPC status mapping, and the server interceptor that applies it to every handler
+(unary and streaming) and answers undecodable request bytes with INVALID_ARGUMENT instead of
+gRPC's default UNKNOWN + parser message. No business logic here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from edgespec.core.types import SessionStateError
+from edgespec.rpc.sessions import SessionLimitError, SessionNotFound
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[BaseException], grpc.StatusCode] = {
+    SessionNotFound: grpc.StatusCode.NOT_FOUND,
+    SessionLimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    SessionStateError: grpc.StatusCode.FAILED_PRECONDITION,
+    ValueError: grpc.StatusCode.INVALID_ARGUMENT,
+    TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ConnectionError: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class _Malformed:
+    """Sentinel the guarded deserializer returns for undecodable bytes."""
+
+
+MALFORMED = _Malformed()
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+async def abort_for(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(exc, grpc.aio.AioRpcError):  # an upstream service failed: pass its status on
+        await context.abort(exc.code(), f"upstream: {exc.details()}")
+    if isinstance(exc, TimeoutError):
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "upstream: no answer within the round timeout")
+    code = status_of(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("internal error")
+        await context.abort(code, f"internal error: {type(exc).__name__}")
+    await context.abort(code, str(exc))
+
+
+def _guard(deserializer: Callable | None) -> Callable | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return MALFORMED
+    return deserialize
+
+
+async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
+    async for request in requests:
+        if request is MALFORMED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
+        yield request
+
+
+def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Wrap whichever behaviour the handler has with decode checks and status mapping."""
+    if handler.unary_unary or handler.unary_stream:
+        name = "unary_unary" if handler.unary_unary else "unary_stream"
+    else:
+        name = "stream_unary" if handler.stream_unary else "stream_stream"
+    inner = getattr(handler, name)
+    streaming_request, streaming_response = name.startswith("stream"), name.endswith("stream")
+
+    async def prepare(request, context):
+        if streaming_request:
+            return _checked(request, context)
+        if request is MALFORMED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
+        return request
+
+    if streaming_response:
+        async def behaviour(request, context):
+            try:
+                result = inner(await prepare(request, context), context)
+                if inspect.isawaitable(result):  # a servicer that writes with context.write()
+                    await result
+                    return
+                async for response in result:
+                    yield response
+            except (grpc.aio.AbortError, GeneratorExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await abort_for(exc, context)
+    else:
+        async def behaviour(request, context):
+            try:
+                return await inner(await prepare(request, context), context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await abort_for(exc, context)
+    return handler._replace(request_deserializer=_guard(handler.request_deserializer), **{name: behaviour})
+
+
+class StatusInterceptor(grpc.aio.ServerInterceptor):
+    """Maps exceptions to status codes and malformed bytes to INVALID_ARGUMENT for every RPC."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        return None if handler is None else _wrap(handler)

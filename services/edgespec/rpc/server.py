@@ -1,0 +1,110 @@
+"""gRPC server and channel scaffolding shared by the three services: grpc.aio server with the
+status interceptor, message-size limits, keepalive policy, health service, reflection, a ready
+file for supervisors, and graceful shutdown (NOT_SERVING -> drain -> stop(grace)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from edgespec.rpc.errors import StatusInterceptor
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Transport settings common to every edgespec server (CLI flags map 1:1)."""
+
+    listen: str = "127.0.0.1:0"
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    reflection: bool = True
+    grace_s: float = 5.0
+    keepalive_time_s: float = 20.0
+    keepalive_timeout_s: float = 5.0
+    ready_file: str | None = None
+
+
+def channel_options(opts: ServerOptions | None = None) -> list[tuple[str, int]]:
+    """Client channel options: keepalive so a cut link is detected within seconds, size limits."""
+    opts = opts or ServerOptions()
+    return [("grpc.keepalive_time_ms", int(opts.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(opts.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.max_receive_message_length", opts.max_message_bytes),
+            ("grpc.max_send_message_length", opts.max_message_bytes)]
+
+
+def _server_options(opts: ServerOptions) -> list[tuple[str, int]]:
+    ping_floor_ms = max(500, int(opts.keepalive_time_s * 500))
+    return [("grpc.max_receive_message_length", opts.max_message_bytes),
+            ("grpc.max_send_message_length", opts.max_message_bytes),
+            ("grpc.keepalive_time_ms", int(opts.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(opts.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", ping_floor_ms),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", ping_floor_ms)]
+
+
+class RunningServer:
+    """A started server: its bound address, health servicer and shutdown."""
+
+    def __init__(self, server: grpc.aio.Server, address: str, health_servicer: health.aio.HealthServicer,
+                 services: Sequence[str], grace_s: float) -> None:
+        self.server, self.address, self.health = server, address, health_servicer
+        self.services, self.grace_s = list(services), grace_s
+
+    async def stop(self, on_drain: Callable[[], Awaitable[None]] | None = None) -> None:
+        """NOT_SERVING, let live sessions drain, then stop with the grace period."""
+        await self.health.enter_graceful_shutdown()
+        if on_drain is not None:
+            await on_drain()
+        await self.server.stop(self.grace_s)
+
+    async def wait_for_signal(self, on_drain: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM (or the server ends), then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.create_task(self.server.wait_for_termination())
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down %s", self.address)
+        await self.stop(on_drain)
+        waiter.cancel()
+        signalled.cancel()
+
+
+async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server], Sequence[str]]) -> RunningServer:
+    """Build, register (`register` adds servicers, returns their full names) and start a server."""
+    server = grpc.aio.server(interceptors=[StatusInterceptor()], options=_server_options(opts))
+    services = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*services, health.SERVICE_NAME]
+    if opts.reflection:
+        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(opts.listen)
+    if port == 0:
+        raise OSError(f"listen: cannot bind {opts.listen}")
+    await server.start()
+    for name in ["", *services]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    address = f"{opts.listen.rsplit(':', 1)[0]}:{port}"
+    if opts.ready_file:
+        tmp = pathlib.Path(opts.ready_file + ".tmp")
+        tmp.write_text(address)
+        tmp.replace(opts.ready_file)
+    log.info("serving %s on %s", ", ".join(services), address)
+    return RunningServer(server, address, health_servicer, services, opts.grace_s)

@@ -1,0 +1,38 @@
+"""`edgespec target`: load the target model and serve `edgespec.v1.Verifier` until signalled."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from edgespec.models.presets import load_model
+from edgespec.rpc.server import RunningServer, start_server
+from edgespec.target.config import TargetConfig
+from edgespec.target.servicer import VerifierServicer
+from edgespec.v1 import target_pb2, target_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE = target_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
+
+
+async def start_target(config: TargetConfig, target=None) -> tuple[RunningServer, VerifierServicer]:
+    """Start a target server (loading the model unless `target` is given)."""
+    target = target or load_model(config.model, "target", dtype=config.dtype, device=config.device)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-model")
+    servicer = VerifierServicer(target, config, executor)
+
+    def register(server) -> list[str]:
+        target_pb2_grpc.add_VerifierServicer_to_server(servicer, server)
+        return [SERVICE]
+    running = await start_server(config.server, register)
+    servicer.start()
+    return running, servicer
+
+
+async def serve(config: TargetConfig) -> None:
+    running, servicer = await start_target(config)
+    log.info("target %s ready on %s", servicer.target.name, running.address)
+    try:
+        await running.wait_for_signal(servicer.drain)
+    finally:
+        await servicer.shutdown()

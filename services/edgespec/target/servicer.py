@@ -1,0 +1,86 @@
+"""VerifierServicer: the thin gRPC face of the target — decode, call a LocalVerifier, encode.
+One bidi stream per session; the session (KV cache) lives in a SessionRegistry and is freed when
+the stream ends, the client goes away, or it idles past the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+
+import grpc
+
+from edgespec.core.acceptance import RULES
+from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
+from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.presets import LoadedModel
+from edgespec.rpc import codec
+from edgespec.rpc.sessions import SessionNotFound, SessionRegistry
+from edgespec.target.config import TargetConfig
+from edgespec.v1 import common_pb2, target_pb2, target_pb2_grpc
+
+
+class VerifierServicer(target_pb2_grpc.VerifierServicer):
+    """Serves verification sessions over one loaded target model."""
+
+    def __init__(self, target: LoadedModel, config: TargetConfig, executor: Executor) -> None:
+        self.target, self.config, self.executor = target, config, executor
+        self.sessions: SessionRegistry[LocalVerifier] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
+        self.draining = False
+        self.reaper: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start reaping idle sessions (call on the server's event loop)."""
+        self.reaper = asyncio.create_task(self.sessions.reap_forever())
+
+    async def drain(self) -> None:
+        """Answer each live session's next verdict with `draining` and end it."""
+        self.draining = True
+
+    async def shutdown(self) -> None:
+        """Free every session and the model thread."""
+        if self.reaper is not None:
+            self.reaper.cancel()
+        await self.sessions.close_all()
+        self.executor.shutdown(wait=False)
+
+    async def Info(self, request, context) -> target_pb2.ModelInfo:
+        return target_pb2.ModelInfo(
+            model=self.target.name, vocab_size=self.target.vocab_size, hidden_size=self.target.hidden_size,
+            max_prompt_tokens=self.config.max_prompt_tokens, max_new_tokens=self.config.max_new_tokens,
+            max_draft_tokens=MAX_DRAFT_TOKENS, acceptance_rules=sorted(RULES),
+            live_sessions=len(self.sessions), max_sessions=self.config.max_sessions)
+
+    async def Session(self, request_iterator: AsyncIterator[target_pb2.VerifierRequest],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[target_pb2.VerifierResponse]:
+        first = await anext(request_iterator, None)
+        if first is None or not first.HasField("open"):
+            raise SessionStateError("open: the first message of a session must be `open`")
+        spec = codec.spec_from_pb(first.open)
+        spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
+        verifier = LocalVerifier(self.target.model, self.target.vocab_size, spec, self.executor)
+        session_id = self.sessions.open(verifier)
+        try:
+            prefill_ms = await verifier.prefill()
+            yield target_pb2.VerifierResponse(opened=target_pb2.SessionOpened(
+                session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
+                counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
+            async for request in request_iterator:
+                verdict = await self._round(session_id, verifier, request)
+                yield target_pb2.VerifierResponse(verdict=verdict)
+                if self.draining:
+                    return
+        finally:
+            await self.sessions.close(session_id)
+
+    async def _round(self, session_id: str, verifier: LocalVerifier,
+                     request: target_pb2.VerifierRequest) -> target_pb2.Verdict:
+        if not request.HasField("block"):
+            raise SessionStateError("open: a session is opened once; later messages must be blocks")
+        self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
+        if request.block.session_id != session_id:
+            raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
+        proposal = codec.proposal_from_pb(request.block, verifier.hidden_size)
+        verdict = await verifier.verify(proposal)
+        return codec.verdict_to_pb(verdict, rounds=verifier.round, draining=self.draining)

@@ -1,0 +1,77 @@
+"""Fixtures: real gRPC target and draft (+ embedded orchestrator) servers on 127.0.0.1:0 over the
+`tiny` preset, and an SDK client pointed at them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+import pytest
+
+from edgespec.draft.config import DraftConfig
+from edgespec.draft.serve import start_draft
+from edgespec.models.presets import load_model
+from edgespec.orchestrator.config import OrchestratorConfig
+from edgespec.rpc.server import ServerOptions
+from edgespec.target.config import TargetConfig
+from edgespec.target.serve import start_target
+from edgespec_client import AsyncClient
+
+FAST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5, keepalive_time_s=1.0, keepalive_timeout_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_target():
+    return load_model("tiny", "target")
+
+
+@pytest.fixture(scope="session")
+def tiny_draft():
+    return load_model("tiny", "draft")
+
+
+@dataclasses.dataclass
+class Stack:
+    target_address: str
+    draft_address: str
+    target_servicer: object
+    draft_server: object
+
+
+@pytest.fixture
+async def stack_factory(tiny_target, tiny_draft):
+    """Start target + draft servers with optional config overrides; stops them afterwards."""
+    started = []
+
+    async def make(target_overrides: dict | None = None, orchestrator_overrides: dict | None = None) -> Stack:
+        target_cfg = TargetConfig(model="tiny", server=FAST, **(target_overrides or {}))
+        target_running, target_servicer = await start_target(target_cfg, tiny_target)
+        orch = OrchestratorConfig(target=target_running.address, tokenizer="tiny", server=FAST,
+                                  **(orchestrator_overrides or {}))
+        draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=FAST), tiny_draft)
+        started.append((target_running, target_servicer, draft))
+        return Stack(target_running.address, draft.running.address, target_servicer, draft)
+
+    yield make
+    for target_running, target_servicer, draft in started:
+        await draft.running.stop()
+        await draft.shutdown()
+        await target_running.stop()
+        await target_servicer.shutdown()
+
+
+@pytest.fixture
+async def stack(stack_factory) -> Stack:
+    return await stack_factory()
+
+
+@pytest.fixture
+async def client(stack):
+    async with AsyncClient(stack.draft_address, timeout=60.0) as c:
+        yield c
+
+
+@pytest.fixture
+async def target_channel(stack):
+    async with grpc.aio.insecure_channel(stack.target_address) as channel:
+        yield channel
