@@ -33,6 +33,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="preset (smollm2, tiny), HF path/id or .gguf file")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--max-sessions", type=int, default=16)
     p.add_argument("--idle-ttl", type=float, default=300.0, help="seconds before an idle session is freed")
     p.add_argument("--max-prompt-tokens", type=int, default=4096)
@@ -53,7 +54,7 @@ def server_options(a: argparse.Namespace) -> ServerOptions:
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
-    return TargetConfig(model=a.model, dtype=a.dtype, device=a.device, max_sessions=a.max_sessions,
+    return TargetConfig(model=a.model, dtype=a.dtype, device=a.device, threads=a.threads, max_sessions=a.max_sessions,
                         idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
                         max_new_tokens=a.max_new_tokens, server=server_options(a))
 
@@ -66,7 +67,7 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
-    return DraftConfig(model=a.model, dtype=a.dtype, device=a.device, max_sessions=a.max_sessions,
+    return DraftConfig(model=a.model, dtype=a.dtype, device=a.device, threads=a.threads, max_sessions=a.max_sessions,
                        idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
                        max_new_tokens=a.max_new_tokens, embed_orchestrator=not a.no_orchestrator,
                        orchestrator=orchestrator_config(a, tokenizer=a.model), server=server_options(a))

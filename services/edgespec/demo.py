@@ -6,6 +6,7 @@ It is a supervisor only; the services are the same `edgespec target` / `edgespec
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import subprocess
 import sys
@@ -21,8 +22,10 @@ READY_TIMEOUT_S = 900.0  # the first start converts the GGUF weights (~30 s) bef
 
 def start_service(role: str, args: list[str], ready_file: pathlib.Path) -> tuple[subprocess.Popen, str]:
     """Spawn `edgespec ROLE ...` and wait until it has written its bound address."""
-    cmd = [sys.executable, "-m", "edgespec", role, "--listen", "127.0.0.1:0", "--ready-file", str(ready_file), *args]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "edgespec", role, "--listen", "127.0.0.1:0", "--ready-file", str(ready_file),
+           "--threads", "1", *args]  # one core each: the two processes share the machine
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready_file.exists():
         if proc.poll() is not None:

@@ -11,6 +11,7 @@ import grpc
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.servicer import DrafterServicer
+from edgespec.models.loading import set_threads
 from edgespec.models.presets import LoadedModel, load_model
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
@@ -58,6 +59,7 @@ async def start_draft(config: DraftConfig, draft: LoadedModel | None = None) -> 
 
 
 async def serve(config: DraftConfig) -> None:
+    set_threads(config.threads)
     server = await start_draft(config)
     log.info("draft %s ready on %s (target %s)", server.drafter.draft.name, server.running.address,
              config.orchestrator.target)

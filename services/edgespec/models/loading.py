@@ -157,3 +157,9 @@ def output_rows(model: torch.nn.Module) -> int:
     head = model.get_output_embeddings()
     rows = getattr(head, "out_features", None)
     return int(rows) if rows is not None else int(model.config.vocab_size)
+
+
+def set_threads(threads: int) -> None:
+    """Pin torch's intra-op CPU threads (0 leaves torch's default, one per core)."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ from edgespec.core.draft_length import make_policy
 from edgespec.core.loop import generate
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import SessionSpec
+from edgespec.models.prompting import encode_prompt
 from edgespec.orchestrator.backends import DraftBackend
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
@@ -72,13 +73,5 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         max_new = request.max_new_tokens or self.config.default_max_new_tokens
         if max_new > self.config.max_new_tokens:
             raise ValueError(f"max_new_tokens: must be <= {self.config.max_new_tokens}, got {max_new}")
-        ids = list(request.prompt_token_ids) or self._tokenize(request.prompt, request.raw)
+        ids = list(request.prompt_token_ids) or encode_prompt(self.tokenizer, request.prompt, request.raw)
         return SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new)
-
-    def _tokenize(self, prompt: str, raw: bool) -> list[int]:
-        if raw or not getattr(self.tokenizer, "chat_template", None):
-            return list(self.tokenizer.encode(prompt, add_special_tokens=False))
-        messages = [{"role": "user", "content": prompt}]
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=False)
-        return list(ids)

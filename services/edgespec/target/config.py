@@ -14,6 +14,7 @@ class TargetConfig:
     model: str = "smollm2"
     dtype: str = "float32"
     device: str = "cpu"
+    threads: int = 0                    # torch intra-op threads; 0 keeps torch's default
     max_sessions: int = 16
     idle_ttl_s: float = 300.0
     max_prompt_tokens: int = 4096

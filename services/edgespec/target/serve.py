@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from edgespec.models.loading import set_threads
 from edgespec.models.presets import load_model
 from edgespec.rpc.server import RunningServer, start_server
 from edgespec.target.config import TargetConfig
@@ -30,6 +31,7 @@ async def start_target(config: TargetConfig, target=None) -> tuple[RunningServer
 
 
 async def serve(config: TargetConfig) -> None:
+    set_threads(config.threads)
     running, servicer = await start_target(config)
     log.info("target %s ready on %s", servicer.target.name, running.address)
     try:

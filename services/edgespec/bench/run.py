@@ -1,0 +1,110 @@
+"""`edgespec bench`: the bundled prompt set through (a) target-only greedy HF `generate`, (b) HF
+assisted generation with the same draft/target pair and k, (c) edgespec over loopback gRPC (real
+target and draft servers in this process, the SDK as client). Writes JSON + Markdown.
+Not a test: timings vary with the machine; the report says what ran where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import platform
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+
+def add_bench_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="smollm2", help="preset for both draft and target")
+    p.add_argument("--prompts", default=None, help="prompt file (JSONL); default: the bundled set")
+    p.add_argument("--per-category", type=int, default=None, help="first N prompts of each category")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--k", type=int, nargs="+", default=[3], help="draft length(s) to run")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: one core per model)")
+    p.add_argument("--out", default="bench-results", help="output folder for bench.json / bench.md")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One system on one prompt."""
+
+    system: str
+    prompt_id: str
+    category: str
+    token_ids: list[int]
+    seconds: float
+    target_forward_passes: int
+    stats: dict | None = None  # edgespec's per-session stats
+
+
+def _hf_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+    from edgespec.bench.baselines import assisted, target_only
+    runs = []
+    for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="HF target-only + assisted", unit="prompt"):
+        r = target_only(target.model, prompt_ids, max_new, target.eos_token_ids)
+        runs.append(Run("target-only (HF generate)", prompt.id, prompt.category, r.token_ids, r.seconds,
+                        r.target_forward_passes))
+        for k in ks:
+            r = assisted(target.model, draft.model, prompt_ids, max_new, target.eos_token_ids, k)
+            runs.append(Run(f"HF assisted k={k}", prompt.id, prompt.category, r.token_ids, r.seconds,
+                            r.target_forward_passes))
+    return runs
+
+
+async def _edgespec_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.serve import start_draft
+    from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.target.config import TargetConfig
+    from edgespec.target.serve import start_target
+    from edgespec_client import AsyncClient
+    target_running, target_servicer = await start_target(TargetConfig(), target)
+    orch = OrchestratorConfig(target=target_running.address)
+    draft_server = await start_draft(DraftConfig(orchestrator=orch), draft)
+    runs = []
+    try:
+        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
+            for k in ks:
+                for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc=f"edgespec gRPC k={k}", unit="prompt"):
+                    start = time.perf_counter()
+                    result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, k=k)
+                    runs.append(Run(f"edgespec gRPC k={k}", prompt.id, prompt.category, list(result.token_ids),
+                                    time.perf_counter() - start, result.stats.target_forward_passes,
+                                    result.to_dict()["stats"]))
+    finally:
+        await draft_server.running.stop()
+        await draft_server.shutdown()
+        await target_running.stop()
+        await target_servicer.shutdown()
+    return runs
+
+
+def run_bench(a: argparse.Namespace) -> int:
+    import torch
+
+    from edgespec.bench.prompts import load_prompts
+    from edgespec.bench.report import summarize, to_markdown
+    from edgespec.models.presets import load_model
+    from edgespec.models.prompting import encode_prompt
+    torch.set_num_threads(a.threads)
+    prompts = load_prompts(a.prompts, per_category=a.per_category)
+    target, draft = load_model(a.model, "target"), load_model(a.model, "draft")
+    ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
+    runs = _hf_runs(target, draft, prompts, ids, a.k, a.max_new_tokens)
+    runs += asyncio.run(_edgespec_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))
+    meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
+            "max_new_tokens": a.max_new_tokens, "k": a.k, "torch_threads": a.threads,
+            "torch": torch.__version__, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    summary = summarize(runs)
+    out = pathlib.Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "summary": summary,
+                                                "runs": [r.__dict__ for r in runs]}, indent=1))
+    (out / "bench.md").write_text(to_markdown(meta, summary))
+    print(to_markdown(meta, summary))
+    print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return 0
