@@ -19,7 +19,8 @@ def probs_from_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Ten
     logits = logits.to(torch.float32)
     if params.greedy:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(torch.float32)
-    scaled = logits / params.temperature
+    # shift by the max first: (logits - max) / T <= 0 never overflows, however small T is
+    scaled = (logits - logits.max(-1, keepdim=True).values) / params.temperature
     if 0 < params.top_k < scaled.shape[-1]:
         kth = torch.topk(scaled, params.top_k, dim=-1).values[..., -1:]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))

@@ -82,10 +82,11 @@ class LocalVerifier:
             raise SessionStateError(f"round: expected {self.round}, got {proposal.round}")
         if proposal.k > MAX_DRAFT_TOKENS:
             raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {proposal.k}")
-        ids = list(proposal.tokens) + ([proposal.correction] if proposal.correction is not None else [])
-        bad = [t for t in ids if not 0 <= t < self.vocab_size]
-        if bad:
-            raise ValueError(f"token_ids: {bad[0]} is outside the vocabulary [0, {self.vocab_size})")
+        named = [("token_ids", t) for t in proposal.tokens] + [("correction", proposal.correction)] * (
+            proposal.correction is not None)
+        for field, token in named:
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(f"{field}: {token} is outside the vocabulary [0, {self.vocab_size})")
         if not self.params.greedy and len(proposal.q_probs) != proposal.k:
             raise ValueError(f"q_probs: expected {proposal.k} values, got {len(proposal.q_probs)}")
         if any(not 0.0 < q <= 1.0 for q in proposal.q_probs):

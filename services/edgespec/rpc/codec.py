@@ -61,6 +61,8 @@ def distribution_from_pb(pb: common_pb2.Distribution, vocab_size: int) -> Distri
     if pb.vocab_size != vocab_size:
         raise ValueError(f"residual_p.vocab_size: {pb.vocab_size} != draft vocabulary {vocab_size}")
     probs = tensor_from_pb(pb.probs, "residual_p.probs").float().flatten()
+    if not (bool(torch.isfinite(probs).all()) and bool((probs >= 0).all()) and float(probs.sum()) > 0):
+        raise ValueError("residual_p.probs: probabilities must be finite, >= 0 and not all zero")
     if not pb.HasField("indices"):
         if probs.numel() != vocab_size:
             raise ValueError(f"residual_p.probs: dense distribution needs {vocab_size} values")

@@ -37,10 +37,14 @@ class _Session:
     async def ask(self, request, timeout_s: float):
         """Write `request`, read its answer; return (answer, bytes up, bytes down)."""
         async with self.window:
-            await self.call.write(request)
+            try:
+                await self.call.write(request)
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
+                # the server already ended the stream; grpc.aio may hide its status (grpc#36066)
+                raise ConnectionError(f"upstream: the session stream ended ({await self.call.code()})") from exc
             response = await asyncio.wait_for(self.call.read(), timeout_s)
         if response is grpc.aio.EOF:
-            raise ConnectionError("stream closed by the server")
+            raise ConnectionError("upstream: the session stream was closed by the server")
         return response, request.ByteSize(), response.ByteSize()
 
     async def close(self) -> None:

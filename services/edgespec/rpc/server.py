@@ -65,11 +65,17 @@ class RunningServer:
         self.services, self.grace_s = list(services), grace_s
 
     async def stop(self, on_drain: Callable[[], Awaitable[None]] | None = None) -> None:
-        """NOT_SERVING, let live sessions drain, then stop with the grace period."""
+        """NOT_SERVING; let live sessions finish (`on_drain`, or open RPCs) within the grace
+        period; then cancel whatever is left and stop."""
         await self.health.enter_graceful_shutdown()
-        if on_drain is not None:
-            await on_drain()
-        await self.server.stop(self.grace_s)
+        if on_drain is None:
+            await self.server.stop(self.grace_s)
+            return
+        try:
+            await asyncio.wait_for(on_drain(), self.grace_s)
+        except TimeoutError:
+            log.warning("grace period over: cancelling the sessions still live")
+        await self.server.stop(0)
 
     async def wait_for_signal(self, on_drain: Callable[[], Awaitable[None]] | None = None) -> None:
         """Serve until SIGINT/SIGTERM (or the server ends), then shut down gracefully."""

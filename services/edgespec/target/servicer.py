@@ -12,7 +12,7 @@ from concurrent.futures import Executor
 import grpc
 
 from edgespec.core.acceptance import RULES
-from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
+from edgespec.core.types import MAX_DRAFT_TOKENS, SessionSpec, SessionStateError
 from edgespec.models.local_verifier import LocalVerifier
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc import codec
@@ -35,8 +35,11 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         self.reaper = asyncio.create_task(self.sessions.reap_forever())
 
     async def drain(self) -> None:
-        """Answer each live session's next verdict with `draining` and end it."""
+        """Refuse new sessions (UNAVAILABLE), flag verdicts `draining`, and wait until the live
+        sessions have finished (the caller bounds the wait with its grace period)."""
         self.draining = True
+        while len(self.sessions):
+            await asyncio.sleep(0.05)
 
     async def shutdown(self) -> None:
         """Free every session and the model thread."""
@@ -57,6 +60,8 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("open"):
             raise SessionStateError("open: the first message of a session must be `open`")
+        if self.draining:
+            raise ConnectionError("open: the server is draining; open the session elsewhere")
         spec = codec.spec_from_pb(first.open)
         spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         verifier = LocalVerifier(self.target.model, self.target.vocab_size, spec, self.executor)
@@ -67,20 +72,24 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
             async for request in request_iterator:
-                verdict = await self._round(session_id, verifier, request)
+                verdict = await self._round(session_id, verifier, request, spec)
                 yield target_pb2.VerifierResponse(verdict=verdict)
-                if self.draining:
-                    return
         finally:
             await self.sessions.close(session_id)
 
-    async def _round(self, session_id: str, verifier: LocalVerifier,
-                     request: target_pb2.VerifierRequest) -> target_pb2.Verdict:
+    async def _round(self, session_id: str, verifier: LocalVerifier, request: target_pb2.VerifierRequest,
+                     spec: SessionSpec) -> target_pb2.Verdict:
         if not request.HasField("block"):
             raise SessionStateError("open: a session is opened once; later messages must be blocks")
         self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
         proposal = codec.proposal_from_pb(request.block, verifier.hidden_size)
+        # committed so far + the correction this block carries + up to k drafts + bonus/correction
+        committed = len(verifier.seq.tokens) - len(spec.prompt_ids) + (proposal.correction is not None)
+        most = committed + proposal.k + 1
+        if most > spec.max_new_tokens:
+            raise SessionStateError(f"max_new_tokens: a block of {proposal.k} drafts could commit {most} "
+                                    f"tokens, past the session's max_new_tokens {spec.max_new_tokens}")
         verdict = await verifier.verify(proposal)
         return codec.verdict_to_pb(verdict, rounds=verifier.round, draining=self.draining)

@@ -12,7 +12,7 @@ class FixedK:
 
     def __init__(self, k: int = 4) -> None:
         if not 1 <= k <= MAX_DRAFT_TOKENS:
-            raise ValueError(f"k must be in 1..{MAX_DRAFT_TOKENS}, got {k}")
+            raise ValueError(f"k: must be in 1..{MAX_DRAFT_TOKENS}, got {k}")
         self.k = k
 
     def next_k(self) -> int:
