@@ -53,10 +53,14 @@ def server_options(a: argparse.Namespace) -> ServerOptions:
                          keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file)
 
 
+def _model_service(a: argparse.Namespace) -> dict:
+    return {"model": a.model, "dtype": a.dtype, "device": a.device, "threads": a.threads,
+            "max_sessions": a.max_sessions, "idle_ttl_s": a.idle_ttl, "max_prompt_tokens": a.max_prompt_tokens,
+            "max_new_tokens": a.max_new_tokens, "server": server_options(a)}
+
+
 def target_config(a: argparse.Namespace) -> TargetConfig:
-    return TargetConfig(model=a.model, dtype=a.dtype, device=a.device, threads=a.threads, max_sessions=a.max_sessions,
-                        idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
-                        max_new_tokens=a.max_new_tokens, server=server_options(a))
+    return TargetConfig(**_model_service(a))
 
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
@@ -67,10 +71,8 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
-    return DraftConfig(model=a.model, dtype=a.dtype, device=a.device, threads=a.threads, max_sessions=a.max_sessions,
-                       idle_ttl_s=a.idle_ttl, max_prompt_tokens=a.max_prompt_tokens,
-                       max_new_tokens=a.max_new_tokens, embed_orchestrator=not a.no_orchestrator,
-                       orchestrator=orchestrator_config(a, tokenizer=a.model), server=server_options(a))
+    return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
+                       orchestrator=orchestrator_config(a, tokenizer=a.model))
 
 
 def _run_target(a: argparse.Namespace) -> int:

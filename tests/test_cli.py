@@ -1,0 +1,83 @@
+"""The `edgespec` console script as a person runs it: real `target` and `draft` processes (tiny
+preset) on loopback, `generate --json` with every documented key, `demo`, and bad input giving one
+line on stderr, a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from edgespec.demo import start_service, stop_service
+
+STATS_KEYS = {"rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate",
+              "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up",
+              "bytes_down", "draft_ms", "verify_ms", "round_trip_ms"}
+
+
+def edgespec(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgespec", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    target, target_addr = start_service("target", ["--model", "tiny"], pathlib.Path(tmp, "target"))
+    try:
+        draft, draft_addr = start_service("draft", ["--model", "tiny", "--target", target_addr],
+                                          pathlib.Path(tmp, "draft"))
+    except BaseException:
+        stop_service(target)
+        raise
+    yield target_addr, draft_addr
+    stop_service(draft)
+    stop_service(target)
+    assert draft.returncode == 0 and target.returncode == 0  # SIGTERM: graceful, clean exit
+
+
+def test_generate_json_has_every_documented_field(servers):
+    _, draft = servers
+    out = edgespec("generate", "--server", draft, "--prompt", "hello", "--max-new-tokens", "12", "--k", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"text", "token_ids", "prompt_token_ids", "finish_reason", "acceptance", "lossless", "stats"} <= set(result)
+    assert STATS_KEYS <= set(result["stats"])
+    assert result["acceptance"] == "exact" and result["lossless"] is True
+    assert result["stats"]["target_forward_passes"] == 1 + result["stats"]["rounds"]
+    assert set(result["stats"]["draft_ms"]) == {"p50", "p90", "p99", "mean"}
+
+
+def test_generate_streams_text_then_stats(servers):
+    _, draft = servers
+    out = edgespec("generate", "--server", draft, "--prompt", "hello", "--max-new-tokens", "8",
+                   "--temperature", "0.8", "--top-p", "0.9", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert "acceptance: rejection (lossless: true)" in out.stdout and "tau" in out.stdout
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--k", "40"], "k"), (["--temperature", "-1"], "temperature"), (["--top-p", "2"], "top_p"),
+    (["--acceptance", "typo"], "acceptance"), (["--draft-length", "nope"], "draft_length"),
+])
+def test_bad_generate_input_is_one_line(servers, flags, field):
+    _, draft = servers
+    out = edgespec("generate", "--server", draft, "--prompt", "hi", *flags)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("edgespec generate: error:") and field in out.stderr
+
+
+def test_unreachable_server_is_one_line():
+    out = edgespec("generate", "--server", "127.0.0.1:9", "--prompt", "hi", "--timeout", "3")
+    assert out.returncode == 1 and "UNAVAILABLE" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_end_to_end_on_the_tiny_preset():
+    out = edgespec("demo", "--model", "tiny", "--max-new-tokens", "10", "--prompt", "hi", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "target forward passes" in out.stdout and "acceptance: exact" in out.stdout
