@@ -35,6 +35,11 @@ def build_request(
 
     Raises InvalidArgumentError when a value does not fit its wire type (e.g. negative k).
     """
+    unsigned = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed, "k": k or 0}
+    for name, value in unsigned.items():
+        if isinstance(value, int) and value < 0:
+            raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f"{name}: must be >= 0, got {value}")
     try:
         sampling = common_pb2.SamplingParams(temperature=temperature, top_k=top_k, seed=seed)
         if top_p is not None:

@@ -174,7 +174,7 @@ async def test_sdk_invalid_argument(stack, client, case):
 async def test_negative_k_rejected_client_side(client):
     with pytest.raises(InvalidArgumentError) as info:
         client.stream("hi", k=-1)  # fails while building the request, before any RPC
-    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and info.value.details.startswith("k:")
     await _generates(client.address)
 
 
