@@ -5,6 +5,7 @@ a draft session, run the core loop, stream each round's tokens, then the final s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,7 +14,7 @@ from edgespec.core.acceptance import get_rule
 from edgespec.core.draft_length import make_policy
 from edgespec.core.loop import generate
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import SessionSpec
+from edgespec.core.types import Drafter, SessionSpec
 from edgespec.models.prompting import encode_prompt
 from edgespec.orchestrator.backends import DraftBackend
 from edgespec.orchestrator.config import OrchestratorConfig
@@ -45,8 +46,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
         verifier = drafter = None
         try:
-            verifier = await RemoteVerifier.open(self.target_channel, spec, self.limits)
-            drafter = await self.drafts.open(spec)
+            verifier, drafter = await self._open_sessions(spec)
             async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids):
                 stats.observe(step)
                 finish = step.finish_reason or finish
@@ -62,6 +62,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             text=detok.text, token_ids=detok.ids, prompt_token_ids=list(spec.prompt_ids),
             finish_reason=finish, acceptance=rule.name, lossless=rule.lossless,
             stats=codec.stats_to_pb(stats)))
+
+    async def _open_sessions(self, spec: SessionSpec) -> tuple[RemoteVerifier, Drafter]:
+        """Open the target and draft sessions concurrently, so the two prefills overlap."""
+        opened = await asyncio.gather(RemoteVerifier.open(self.target_channel, spec, self.limits),
+                                      self.drafts.open(spec), return_exceptions=True)
+        failures = [o for o in opened if isinstance(o, BaseException)]
+        if failures:
+            for session in opened:
+                if not isinstance(session, BaseException):
+                    await session.close()
+            raise failures[0]
+        return opened[0], opened[1]
 
     def _spec(self, request: orchestrator_pb2.GenerateRequest) -> SessionSpec:
         """Validate the request and turn it into a session spec (ValueError names the field)."""
