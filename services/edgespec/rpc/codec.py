@@ -22,9 +22,9 @@ _DTYPE_OF = {torch.float16: common_pb2.DTYPE_FLOAT16, torch.float32: common_pb2.
 
 def tensor_to_pb(t: torch.Tensor) -> common_pb2.Tensor:
     """Pack a float16/float32/int32 tensor as little-endian bytes."""
-    t = t.detach().cpu().contiguous()
-    return common_pb2.Tensor(dtype=_DTYPE_OF[t.dtype], shape=list(t.shape),
-                             data=t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes())
+    array = t.detach().cpu().contiguous().numpy()
+    little = np.asarray(array, dtype=array.dtype.newbyteorder("<"))  # no copy on little-endian hosts
+    return common_pb2.Tensor(dtype=_DTYPE_OF[t.dtype], shape=list(t.shape), data=little.tobytes())
 
 
 def tensor_from_pb(pb: common_pb2.Tensor, field: str) -> torch.Tensor:
@@ -36,8 +36,8 @@ def tensor_from_pb(pb: common_pb2.Tensor, field: str) -> torch.Tensor:
     if len(pb.data) != expected:
         raise ValueError(f"{field}: {len(pb.data)} bytes do not match shape {list(pb.shape)} "
                          f"({expected} bytes expected)")
-    array = np.frombuffer(pb.data, dtype=dtype).astype(dtype.newbyteorder("="))
-    return torch.from_numpy(array.reshape(tuple(pb.shape)).copy())
+    array = np.frombuffer(pb.data, dtype=dtype).astype(dtype.newbyteorder("="))  # one writable copy
+    return torch.from_numpy(array.reshape(tuple(pb.shape)))
 
 
 def sampling_from_pb(pb: common_pb2.SamplingParams) -> SamplingParams:

@@ -1,0 +1,53 @@
+"""Codec round trips: proposals (with hidden states and a deferred correction), verdicts with a
+bonus token or a sparse/dense residual p, tensors of every dtype, sampling params and stats."""
+
+import pytest
+import torch
+
+from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.types import Distribution, Proposal, SamplingParams, StepResult, Verdict
+from edgespec.rpc import codec
+
+
+def test_proposal_round_trip_with_hidden_states_and_correction():
+    hidden = torch.randn(3, 8).half()
+    p = Proposal(round=4, tokens=(5, 6, 7), q_probs=(0.5, 0.25, 1.0), entropies=(0.1, 0.2, 0.3),
+                 hidden_states=hidden, correction=9, draft_ms=12.5)
+    back = codec.proposal_from_pb(codec.proposal_to_pb(p, "abc"), hidden_size=8)
+    assert (back.round, back.tokens, back.q_probs, back.correction) == (4, (5, 6, 7), (0.5, 0.25, 1.0), 9)
+    assert torch.equal(back.hidden_states, hidden)
+    assert back.entropies == pytest.approx(p.entropies)
+
+
+@pytest.mark.parametrize("probs", [
+    torch.tensor([0.0, 0.7, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0]),       # sparse on the wire
+    torch.softmax(torch.randn(8), 0),                                 # dense on the wire
+])
+def test_verdict_round_trip_with_residual(probs):
+    dist = Distribution.compact(probs)
+    assert (dist.indices is None) == bool((probs > 0).all())
+    v = Verdict(round=1, accepted=2, residual_p=dist, verify_ms=3.0, target_forward_passes=3)
+    back = codec.verdict_from_pb(codec.verdict_to_pb(v, rounds=2), vocab_size=8, bytes_up=10, bytes_down=20)
+    assert back.token is None and back.accepted == 2 and back.target_forward_passes == 3
+    assert torch.equal(back.residual_p.dense(), probs)
+    assert (back.bytes_up, back.bytes_down) == (10, 20)
+
+
+def test_verdict_with_bonus_and_sampling_params():
+    v = codec.verdict_from_pb(codec.verdict_to_pb(Verdict(round=0, accepted=3, token=42), rounds=1), 100)
+    assert (v.token, v.residual_p) == (42, None)
+    params = SamplingParams(temperature=0.5, top_k=7, top_p=0.75, seed=3)
+    assert codec.sampling_from_pb(codec.sampling_to_pb(params)) == params
+    pb = codec.sampling_to_pb(params)
+    pb.ClearField("top_p")
+    assert codec.sampling_from_pb(pb).top_p == 1.0  # unset means disabled
+
+
+def test_stats_encode_every_field():
+    stats = SpecDecodeStats()
+    stats.observe(StepResult(tokens=(1, 2, 3), drafted=3, accepted=2, draft_ms=5, verify_ms=6,
+                             round_trip_ms=7, round_ms=12, bytes_up=40, bytes_down=8, target_forward_passes=2))
+    pb = codec.stats_to_pb(stats)
+    assert (pb.rounds, pb.accepted_tokens, pb.target_forward_passes, pb.bytes_up) == (1, 2, 2, 40)
+    assert list(pb.per_position_accepted) == [1, 1]
+    assert pb.mean_accepted_length == pytest.approx(3.0) and pb.round_trip_ms.p50 == pytest.approx(7.0)
