@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from edgespec.bench.report import REFERENCE
+
 
 def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="preset for both draft and target")
@@ -40,21 +42,31 @@ class Run:
     stats: dict | None = None  # edgespec's per-session stats
 
 
-def _hf_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+def _hf_runs(target, draft, prompt, prompt_ids, ks, max_new) -> list[Run]:
     from edgespec.bench.baselines import assisted, target_only
-    runs = []
-    for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="HF target-only + assisted", unit="prompt"):
-        r = target_only(target.model, prompt_ids, max_new, target.eos_token_ids)
-        runs.append(Run("target-only (HF generate)", prompt.id, prompt.category, r.token_ids, r.seconds,
+    r = target_only(target.model, prompt_ids, max_new, target.eos_token_ids)
+    runs = [Run(REFERENCE, prompt.id, prompt.category, r.token_ids, r.seconds, r.target_forward_passes)]
+    for k in ks:
+        r = assisted(target.model, draft.model, prompt_ids, max_new, target.eos_token_ids, k)
+        runs.append(Run(f"HF assisted k={k}", prompt.id, prompt.category, r.token_ids, r.seconds,
                         r.target_forward_passes))
-        for k in ks:
-            r = assisted(target.model, draft.model, prompt_ids, max_new, target.eos_token_ids, k)
-            runs.append(Run(f"HF assisted k={k}", prompt.id, prompt.category, r.token_ids, r.seconds,
-                            r.target_forward_passes))
     return runs
 
 
-async def _edgespec_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+async def _edgespec_runs(client, prompt, prompt_ids, ks, max_new) -> list[Run]:
+    runs = []
+    for k in ks:
+        start = time.perf_counter()
+        result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, k=k)
+        runs.append(Run(f"edgespec gRPC k={k}", prompt.id, prompt.category, list(result.token_ids),
+                        time.perf_counter() - start, result.stats.target_forward_passes,
+                        result.to_dict()["stats"]))
+    return runs
+
+
+async def _all_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+    """Every system on each prompt in turn (interleaved, so machine noise hits all alike); the HF
+    peers run on this thread while the loopback servers sit idle."""
     from edgespec.draft.config import DraftConfig
     from edgespec.draft.serve import start_draft
     from edgespec.orchestrator.config import OrchestratorConfig
@@ -62,18 +74,13 @@ async def _edgespec_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
     from edgespec.target.serve import start_target
     from edgespec_client import AsyncClient
     target_running, target_servicer = await start_target(TargetConfig(), target)
-    orch = OrchestratorConfig(target=target_running.address)
-    draft_server = await start_draft(DraftConfig(orchestrator=orch), draft)
-    runs = []
+    draft_server = await start_draft(DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address)), draft)
+    runs: list[Run] = []
     try:
         async with AsyncClient(draft_server.running.address, timeout=3600) as client:
-            for k in ks:
-                for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc=f"edgespec gRPC k={k}", unit="prompt"):
-                    start = time.perf_counter()
-                    result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, k=k)
-                    runs.append(Run(f"edgespec gRPC k={k}", prompt.id, prompt.category, list(result.token_ids),
-                                    time.perf_counter() - start, result.stats.target_forward_passes,
-                                    result.to_dict()["stats"]))
+            for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="bench", unit="prompt"):
+                runs += _hf_runs(target, draft, prompt, prompt_ids, ks, max_new)
+                runs += await _edgespec_runs(client, prompt, prompt_ids, ks, max_new)
     finally:
         await draft_server.running.stop()
         await draft_server.shutdown()
@@ -93,8 +100,7 @@ def run_bench(a: argparse.Namespace) -> int:
     prompts = load_prompts(a.prompts, per_category=a.per_category)
     target, draft = load_model(a.model, "target"), load_model(a.model, "draft")
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
-    runs = _hf_runs(target, draft, prompts, ids, a.k, a.max_new_tokens)
-    runs += asyncio.run(_edgespec_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))
+    runs = asyncio.run(_all_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
             "max_new_tokens": a.max_new_tokens, "k": a.k, "torch_threads": a.threads,
             "torch": torch.__version__, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
