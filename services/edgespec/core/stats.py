@@ -78,10 +78,6 @@ class SpecDecodeStats:
         last = max((i for i, n in enumerate(self.per_position_accepted) if n), default=-1)
         return self.per_position_accepted[: last + 1]
 
-    def overhead_ms(self) -> list[float]:
-        """Per-round transport overhead: round trip minus the target's own compute."""
-        return [rt - v for rt, v in zip(self.round_trip_ms, self.verify_ms)]
-
     def to_dict(self) -> dict:
         """JSON-ready summary (the same keys the SDK's stats carry)."""
         return {

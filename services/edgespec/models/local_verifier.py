@@ -34,7 +34,6 @@ class LocalVerifier:
         self.generator = make_generator(spec.params.seed, TARGET_STREAM)
         self.round = 0
         self.awaiting_correction = False
-        self.prefill_ms = 0.0
 
     async def prefill(self) -> float:
         """Feed the prompt minus its last token (which leads the first block); return ms."""
@@ -55,8 +54,7 @@ class LocalVerifier:
         if len(self.seq.tokens) > 1:
             with torch.inference_mode():
                 self.seq.feed(self.seq.tokens[:-1])
-        self.prefill_ms = (time.perf_counter() - start) * 1e3
-        return self.prefill_ms
+        return (time.perf_counter() - start) * 1e3
 
     def _verify(self, proposal: Proposal) -> Verdict:
         start = time.perf_counter()

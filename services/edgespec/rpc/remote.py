@@ -62,7 +62,6 @@ class RemoteVerifier:
         self.session = session
         self.session_id = opened.session_id
         self.vocab_size = opened.vocab_size
-        self.prefill_ms = opened.prefill_ms
 
     @classmethod
     async def open(cls, channel: grpc.aio.Channel, spec: SessionSpec,
@@ -88,7 +87,6 @@ class RemoteDrafter:
     def __init__(self, session: _Session, opened: target_pb2.SessionOpened, hidden_size: int | None) -> None:
         self.session = session
         self.session_id = opened.session_id
-        self.vocab_size = opened.vocab_size
         self.hidden_size = hidden_size
 
     @classmethod

@@ -60,9 +60,8 @@ class RunningServer:
     """A started server: its bound address, health servicer and shutdown."""
 
     def __init__(self, server: grpc.aio.Server, address: str, health_servicer: health.aio.HealthServicer,
-                 services: Sequence[str], grace_s: float) -> None:
-        self.server, self.address, self.health = server, address, health_servicer
-        self.services, self.grace_s = list(services), grace_s
+                 grace_s: float) -> None:
+        self.server, self.address, self.health, self.grace_s = server, address, health_servicer, grace_s
 
     async def stop(self, on_drain: Callable[[], Awaitable[None]] | None = None) -> None:
         """NOT_SERVING; let live sessions finish (`on_drain`, or open RPCs) within the grace
@@ -113,4 +112,4 @@ async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server]
         tmp.write_text(address)
         tmp.replace(opts.ready_file)
     log.info("serving %s on %s", ", ".join(services), address)
-    return RunningServer(server, address, health_servicer, services, opts.grace_s)
+    return RunningServer(server, address, health_servicer, opts.grace_s)
