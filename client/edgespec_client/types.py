@@ -57,6 +57,9 @@ class GenerationStats(_ToDict):
     generated_tokens: int = 0
     total_ms: float = 0.0
     ttft_ms: float = 0.0
+    server_tokens: int = 0
+    mode_switches: int = 0
+    predrafted_tokens: int = 0
     draft_ms: Percentiles = field(default_factory=Percentiles)
     verify_ms: Percentiles = field(default_factory=Percentiles)
     round_trip_ms: Percentiles = field(default_factory=Percentiles)
@@ -91,8 +94,12 @@ class GenerateOptions(TypedDict, total=False):
     top_p: nucleus mass in (0, 1]; None (default) leaves it unset (disabled).
     seed: seed of the session's random generators (default 0).
     acceptance: "exact" / "rejection"; None lets the server pick from the temperature.
-    draft_length: draft-length policy name ("fixed"); None for the server default.
-    k: draft tokens per round for the fixed policy; None for the server default (4).
+    draft_length: draft-length policy: "fixed", "heuristic", "adaedl", "svip", "auto" or
+        "server"; None for the server default.
+    k: draft tokens per round for "fixed", the first round's for adaptive policies; None for
+        the server default (4). k_max: cap for adaptive policies; None for the server default.
+    proactive: keep drafting while each verdict is in flight (never changes outputs).
+    early_stop: auto's in-round entropy stop, "adaedl" (default), "svip" or "none".
     raw: tokenize `prompt` as is, without the chat template (default False).
     prompt_token_ids: prompt token ids used verbatim, instead of `prompt`.
     """
@@ -105,5 +112,8 @@ class GenerateOptions(TypedDict, total=False):
     acceptance: str | None
     draft_length: str | None
     k: int | None
+    k_max: int | None
+    proactive: bool
+    early_stop: str | None
     raw: bool
     prompt_token_ids: Sequence[int] | None

@@ -1,6 +1,7 @@
 """The `edgespec` console script: subcommands map 1:1 to the services' frozen configs.
 `target`, `draft`, `orchestrator` serve; `generate` talks to an SDK endpoint; `demo` runs the
-main job end to end; `bench` benchmarks against Hugging Face peers. Errors: one line, exit 1.
+main job end to end; `bench` benchmarks against Hugging Face peers; `netproxy` emulates a slow
+link; `vocabtrim` builds / benchmarks a trimmed draft vocabulary. Errors: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from edgespec.draft.config import DraftConfig
+from edgespec.net.cli import add_emulation_flags, add_netproxy_flags, link_spec_from_args, run_netproxy
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
@@ -30,7 +32,7 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2", help="preset (smollm2, tiny), HF path/id or .gguf file")
+    p.add_argument("--model", default="smollm2", help="preset (smollm2, gemma3, tiny), HF path/id or .gguf file")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -43,6 +45,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=f"127.0.0.1:{DEFAULT_TARGET_PORT}", help="target HOST:PORT")
     p.add_argument("--k", type=int, default=4, help="default draft length for requests that set none")
+    p.add_argument("--k-max", type=int, default=16, help="default cap for adaptive draft-length policies")
+    p.add_argument("--draft-length", default="fixed", help="default draft-length policy for requests "
+                   "that name none (fixed, heuristic, adaedl, svip, auto, server)")
     p.add_argument("--round-timeout", type=float, default=60.0, help="seconds to wait for a verdict")
     p.add_argument("--session-timeout", type=float, default=3600.0)
 
@@ -66,13 +71,14 @@ def target_config(a: argparse.Namespace) -> TargetConfig:
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
-        default_k=a.k, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
+        default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
         session_timeout_s=a.session_timeout, server=server_options(a))
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
-                       orchestrator=orchestrator_config(a, tokenizer=a.model))
+                       orchestrator=orchestrator_config(a, tokenizer=a.model), link=link_spec_from_args(a),
+                       vocab_trim=a.vocab_trim)
 
 
 def _run_target(a: argparse.Namespace) -> int:
@@ -101,15 +107,20 @@ def _generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True) ->
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--acceptance", default=None, help="exact | rejection (default by temperature)")
-    p.add_argument("--draft-length", default=None, help="draft-length policy (fixed)")
-    p.add_argument("--k", type=int, default=None, help="draft tokens per round, 1..32")
+    p.add_argument("--draft-length", default=None,
+                   help="draft-length policy: fixed, heuristic, adaedl, svip, auto, server")
+    p.add_argument("--k", type=int, default=None, help="draft tokens per round (first round if adaptive), 1..32")
+    p.add_argument("--k-max", type=int, default=None, help="cap for adaptive policies, 1..32")
+    p.add_argument("--proactive", action="store_true", help="draft ahead while each verdict is in flight")
+    p.add_argument("--early-stop", default=None, help="auto's entropy stop: adaedl, svip, none")
     p.add_argument("--raw", action="store_true", help="skip the chat template")
 
 
 def generate_options(a: argparse.Namespace) -> dict:
     return {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k,
             "top_p": a.top_p, "seed": a.seed, "acceptance": a.acceptance,
-            "draft_length": a.draft_length, "k": a.k, "raw": a.raw}
+            "draft_length": a.draft_length, "k": a.k, "k_max": a.k_max, "proactive": a.proactive,
+            "early_stop": a.early_stop, "raw": a.raw}
 
 
 def _run_generate(a: argparse.Namespace) -> int:
@@ -127,6 +138,11 @@ def _run_bench(a: argparse.Namespace) -> int:
     return run_bench(a)
 
 
+def _run_vocabtrim(a: argparse.Namespace) -> int:
+    from edgespec.vocabtrim_cli import run_vocabtrim
+    return run_vocabtrim(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgespec", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", default="WARNING")
@@ -138,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         "generate": (_run_generate, "generate through an orchestrator (SDK endpoint)"),
         "demo": (_run_demo, "start target + draft on loopback, stream a generation, print stats"),
         "bench": (_run_bench, "benchmark edgespec against HF target-only and assisted generation"),
+        "netproxy": (run_netproxy, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
+        "vocabtrim": (_run_vocabtrim, "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (func, _) in commands.items():
@@ -147,8 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(parsers["draft"], DEFAULT_DRAFT_PORT)
     _model_flags(parsers["draft"])
     _orchestrator_flags(parsers["draft"])
+    add_emulation_flags(parsers["draft"])
     parsers["draft"].add_argument("--no-orchestrator", action="store_true",
                                   help="serve only the Drafter service, not the SDK endpoint")
+    parsers["draft"].add_argument("--vocab-trim", default=None,
+                                  help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
     orch = parsers["orchestrator"]
     _server_flags(orch, 50053)
     _orchestrator_flags(orch)
@@ -165,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="smollm2", help="preset for both draft and target")
     from edgespec.bench.run import add_bench_flags
     add_bench_flags(parsers["bench"])
+    from edgespec.vocabtrim_cli import add_vocabtrim_flags
+    add_vocabtrim_flags(parsers["vocabtrim"])
+    add_netproxy_flags(parsers["netproxy"])
     return parser
 
 

@@ -11,7 +11,7 @@ from edgespec.bench.baselines import target_only
 from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import SamplingParams, SessionSpec
+from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
 from edgespec.models.presets import load_model
@@ -60,7 +60,7 @@ async def test_hidden_states_cross_the_wire_and_loop_is_transport_agnostic(pair)
             verifier = await RemoteVerifier.open(channel, spec)
             drafter = LocalDrafter(draft.model, spec)
             await drafter.prefill()
-            proposal = await drafter.propose(3)
+            proposal = await drafter.propose(DraftPlan(k=3))
             assert proposal.hidden_states.shape == (3, draft.hidden_size)
             assert str(proposal.hidden_states.dtype) == "torch.float16"
             first = list((await drafter.commit(await verifier.verify(proposal))).tokens)

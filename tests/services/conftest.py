@@ -11,6 +11,7 @@ import pytest
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
 from edgespec.models.presets import load_model
+from edgespec.orchestrator import serve as orchestrator_serve
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
@@ -75,3 +76,24 @@ async def client(stack):
 async def target_channel(stack):
     async with grpc.aio.insecure_channel(stack.target_address) as channel:
         yield channel
+
+
+@pytest.fixture
+async def standalone_factory(monkeypatch):
+    """Start standalone orchestrators (RemoteDrafter path); `endless` drops their stop tokens."""
+    started = []
+
+    async def make(stack, endless: bool = False) -> str:
+        if endless:
+            monkeypatch.setattr(orchestrator_serve, "stop_token_ids", lambda spec, tokenizer: ())
+        config = OrchestratorConfig(target=stack.target_address, draft=stack.draft_address,
+                                    tokenizer="tiny", server=FAST)
+        running, channels = await orchestrator_serve.start_orchestrator(config)
+        started.append((running, channels))
+        return running.address
+
+    yield make
+    for running, channels in started:
+        await running.stop()
+        for channel in channels:
+            await channel.close()

@@ -20,7 +20,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edgespec.bench.baselines import target_only
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import DraftServer, start_draft
-from edgespec.orchestrator import serve as orchestrator_serve
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import RunningServer, ServerOptions
 from edgespec.target.config import TargetConfig
@@ -78,27 +77,6 @@ async def endless_factory(tiny_target, tiny_draft):
 @pytest.fixture
 async def endless(endless_factory) -> Endless:
     return await endless_factory()
-
-
-@pytest.fixture
-async def standalone_factory(monkeypatch):
-    """Start standalone orchestrators (RemoteDrafter path); `endless` drops their stop tokens."""
-    started = []
-
-    async def make(stack, endless: bool = False) -> str:
-        if endless:
-            monkeypatch.setattr(orchestrator_serve, "stop_token_ids", lambda spec, tokenizer: ())
-        config = OrchestratorConfig(target=stack.target_address, draft=stack.draft_address,
-                                    tokenizer="tiny", server=FAST)
-        running, channels = await orchestrator_serve.start_orchestrator(config)
-        started.append((running, channels))
-        return running.address
-
-    yield make
-    for running, channels in started:
-        await running.stop()
-        for channel in channels:
-            await channel.close()
 
 
 async def _until(predicate, timeout_s: float = 5.0) -> None:

@@ -26,7 +26,13 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--k", type=int, nargs="+", default=[3], help="draft length(s) to run")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: one core per model)")
+    p.add_argument("--vocab-trim", default=None, help="trim file for the draft head (`edgespec vocabtrim build`)")
     p.add_argument("--out", default="bench-results", help="output folder for bench.json / bench.md")
+    p.add_argument("--policy-sweep", action="store_true",
+                   help="sweep draft-length policies x emulated RTT instead (--k: the fixed ks to include)")
+    p.add_argument("--rtt", type=float, nargs="+", default=[0, 10, 25, 50, 100, 200],
+                   help="round-trip times (ms) for --policy-sweep")
+    p.add_argument("--k-max", type=int, default=8, help="cap of the adaptive policies in --policy-sweep")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ async def _all_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
 
 
 def run_bench(a: argparse.Namespace) -> int:
+    if a.policy_sweep:
+        from edgespec.bench.sweep import run_sweep
+        return run_sweep(a)
     import torch
 
     from edgespec.bench.prompts import load_prompts
@@ -98,7 +107,7 @@ def run_bench(a: argparse.Namespace) -> int:
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     prompts = load_prompts(a.prompts, per_category=a.per_category)
-    target, draft = load_model(a.model, "target"), load_model(a.model, "draft")
+    target, draft = load_model(a.model, "target"), load_model(a.model, "draft", vocab_trim=a.vocab_trim)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
     runs = asyncio.run(_all_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),

@@ -1,39 +1,80 @@
 """The speculative decoding loop: one async generator, identical for local and remote drafters
 and verifiers. It knows nothing about models, tokenizers or transport — only the protocols.
+
+A round is either speculative (draft a block, verify it, commit) or, when the policy asks for
+server-only mode, a run of tokens the target generates alone and streams back, which the draft
+commits as they arrive so it can resume speculation at any point.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Collection
+from contextlib import aclosing
+from dataclasses import replace
 
 from edgespec.core.draft_length import DraftLengthPolicy
-from edgespec.core.types import Drafter, StepResult, Verifier
+from edgespec.core.types import DraftPlan, Drafter, StepResult, Verifier
 
 
 async def generate(drafter: Drafter, verifier: Verifier, policy: DraftLengthPolicy,
                    max_new_tokens: int, stop_token_ids: Collection[int] = ()) -> AsyncIterator[StepResult]:
-    """Run rounds until `max_new_tokens` are committed or a stop token is; yield each round."""
+    """Run rounds until `max_new_tokens` are committed or a stop token is; yield each step."""
     produced = 0
     while produced < max_new_tokens:
-        k = max(0, min(policy.next_k(), max_new_tokens - produced - 1))  # 1. choose draft length
-        t0 = time.perf_counter()
-        proposal = await drafter.propose(k)                               # 2. draft k tokens (+ q(x))
-        t1 = time.perf_counter()
-        verdict = await verifier.verify(proposal)                         # 3. one target pass + rule
-        t2 = time.perf_counter()
-        committed = await drafter.commit(verdict)                         # 4. keep accepted, roll back
-        policy.observe(k, verdict.accepted)                               # 5. learn from the outcome
-        tokens, finish = _truncate(committed.tokens, stop_token_ids, max_new_tokens - produced)
-        produced += len(tokens)
+        plan = _clip(policy.plan(), max_new_tokens - produced)               # 1. plan the round
+        steps = (_server_run(drafter, verifier, plan.server_tokens) if plan.server_tokens
+                 else _speculative_round(drafter, verifier, plan))           # 2-4. draft, verify, commit
+        async with aclosing(steps):
+            async for step in steps:
+                policy.observe(step)                                         # 5. learn from it
+                tokens, finish = _truncate(step.tokens, stop_token_ids, max_new_tokens - produced)
+                produced += len(tokens)
+                finish = finish or ("length" if produced >= max_new_tokens else None)
+                yield replace(step, tokens=tokens, finish_reason=finish)
+                if finish:
+                    return
+
+
+async def _speculative_round(drafter: Drafter, verifier: Verifier, plan: DraftPlan) -> AsyncIterator[StepResult]:
+    t0 = time.perf_counter()
+    proposal = await drafter.propose(plan)                                   # 2. draft <= k tokens
+    t1 = time.perf_counter()
+    verdict = await verifier.verify(proposal)                                # 3. one target pass + rule
+    t2 = time.perf_counter()
+    committed = await drafter.commit(verdict)                                # 4. keep accepted, roll back
+    yield StepResult(
+        tokens=committed.tokens, drafted=proposal.k, accepted=verdict.accepted, draft_ms=proposal.draft_ms,
+        verify_ms=verdict.verify_ms, round_trip_ms=(t2 - t1) * 1e3, round_ms=(time.perf_counter() - t0) * 1e3,
+        bytes_up=verdict.bytes_up, bytes_down=verdict.bytes_down,
+        target_forward_passes=verdict.target_forward_passes, predrafted=proposal.predrafted)
+
+
+async def _server_run(drafter: Drafter, verifier: Verifier, n: int) -> AsyncIterator[StepResult]:
+    """Server-only mode: the target streams n tokens. While the next one is generated, the draft
+    shadow-drafts it (one token, never sent) and commits the target's token: its KV cache stays
+    current and `drafted`/`accepted` of these steps measure first-position acceptance for free."""
+    proposal = await drafter.propose(DraftPlan(k=0))
+    last = time.perf_counter()
+    async for verdict in verifier.autoregress(proposal, n):
+        committed = await drafter.commit(verdict)
+        now = time.perf_counter()
         yield StepResult(
-            tokens=tokens, drafted=k, accepted=verdict.accepted, draft_ms=proposal.draft_ms,
-            verify_ms=verdict.verify_ms, round_trip_ms=(t2 - t1) * 1e3,
-            round_ms=(time.perf_counter() - t0) * 1e3, bytes_up=verdict.bytes_up,
-            bytes_down=verdict.bytes_down, target_forward_passes=verdict.target_forward_passes,
-            finish_reason=finish or ("length" if produced >= max_new_tokens else None))
-        if finish:
-            return
+            tokens=committed.tokens, drafted=proposal.k, accepted=int(proposal.tokens[:1] == (verdict.token,)),
+            draft_ms=proposal.draft_ms, verify_ms=verdict.verify_ms, round_trip_ms=(now - last) * 1e3,
+            round_ms=(now - last) * 1e3, bytes_up=verdict.bytes_up, bytes_down=verdict.bytes_down,
+            target_forward_passes=verdict.target_forward_passes, server=True)
+        last = now
+        n -= 1
+        if n:
+            proposal = await drafter.propose(DraftPlan(k=1))  # the shadow draft of the next token
+
+
+def _clip(plan: DraftPlan, budget: int) -> DraftPlan:
+    """Never draft or stream past the request's remaining budget (a round commits k + 1)."""
+    if plan.server_tokens:
+        return DraftPlan(k=0, server_tokens=min(plan.server_tokens, budget))
+    return DraftPlan(k=max(0, min(plan.k, budget - 1)), stop=plan.stop, ahead=plan.ahead)
 
 
 def _truncate(tokens: tuple[int, ...], stop_token_ids: Collection[int],

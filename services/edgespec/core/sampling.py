@@ -36,9 +36,11 @@ def probs_from_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Ten
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of the temperature-1 softmax of each row of `logits` [..., V] -> [...]."""
+    """Entropy in nats of the temperature-1 softmax of each row of `logits` [..., V] -> [...].
+
+    -inf logits (a trimmed vocabulary) have p = 0 and add 0 (not 0 * -inf = NaN)."""
     logp = torch.log_softmax(logits.to(torch.float32), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+    return -(logp.exp() * logp.clamp_min(torch.finfo(torch.float32).min)).sum(-1)
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator) -> int:

@@ -25,7 +25,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 class SpecDecodeStats:
     """Counters and per-round timings of one generation; derived metrics as properties."""
 
-    rounds: int = 0
+    rounds: int = 0                 # speculative rounds (server-only tokens are not rounds)
+    server_tokens: int = 0
+    mode_switches: int = 0
+    predrafted_tokens: int = 0
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     generated_tokens: int = 0
@@ -40,25 +43,32 @@ class SpecDecodeStats:
     started: float = field(default_factory=time.perf_counter)
     ttft_ms: float = 0.0
     total_ms: float = 0.0
+    last_server: bool = False
 
     def observe(self, step: StepResult) -> None:
-        """Account one round."""
-        self.rounds += 1
-        self.drafted_tokens += step.drafted
-        self.accepted_tokens += step.accepted
+        """Account one speculative round, or one token of a server-only run."""
+        self.mode_switches += bool(self.generated_tokens) and step.server != self.last_server
+        self.last_server = step.server
         if step.tokens and not self.generated_tokens:
             self.ttft_ms = (time.perf_counter() - self.started) * 1e3
         self.generated_tokens += len(step.tokens)
         self.target_forward_passes = step.target_forward_passes
         self.bytes_up += step.bytes_up
         self.bytes_down += step.bytes_down
+        self.verify_ms.append(step.verify_ms)
+        self.total_ms = (time.perf_counter() - self.started) * 1e3
+        if step.server:
+            self.server_tokens += len(step.tokens)
+            return
+        self.rounds += 1
+        self.predrafted_tokens += step.predrafted
+        self.drafted_tokens += step.drafted
+        self.accepted_tokens += step.accepted
         for i in range(step.accepted):
             self.per_position_accepted[i] += 1
         self.draft_ms.append(step.draft_ms)
-        self.verify_ms.append(step.verify_ms)
         self.round_trip_ms.append(step.round_trip_ms)
         self.round_ms.append(step.round_ms)
-        self.total_ms = (time.perf_counter() - self.started) * 1e3
 
     @property
     def mean_accepted_length(self) -> float:
@@ -87,6 +97,8 @@ class SpecDecodeStats:
             "per_position_accepted": self.positions(), "target_forward_passes": self.target_forward_passes,
             "tokens_per_second": self.tokens_per_second, "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down, "ttft_ms": self.ttft_ms, "total_ms": self.total_ms,
+            "server_tokens": self.server_tokens, "mode_switches": self.mode_switches,
+            "predrafted_tokens": self.predrafted_tokens,
             "draft_ms": percentiles(self.draft_ms), "verify_ms": percentiles(self.verify_ms),
             "round_trip_ms": percentiles(self.round_trip_ms),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 
@@ -13,6 +13,7 @@ from edgespec.draft.config import DraftConfig
 from edgespec.draft.servicer import DrafterServicer
 from edgespec.models.loading import set_threads
 from edgespec.models.presets import LoadedModel, load_model
+from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
 from edgespec.rpc.server import RunningServer, start_server
@@ -29,23 +30,39 @@ class DraftServer:
     running: RunningServer
     drafter: DrafterServicer
     target_channel: grpc.aio.Channel | None
+    link_proxy: DelayProxy | None = None    # the emulated link to the target (`config.link`)
 
     async def shutdown(self) -> None:
         await self.drafter.shutdown()
         if self.target_channel is not None:
             await self.target_channel.close()
+        if self.link_proxy is not None:
+            await self.link_proxy.stop()
         self.drafter.executor.shutdown(wait=False)
+
+
+async def start_link_proxy(config: DraftConfig) -> DelayProxy | None:
+    """A DelayProxy in front of the target when `config.link` asks for an emulated link."""
+    if config.link is None:
+        return None
+    proxy = DelayProxy(upstream=parse_address(config.orchestrator.target, "target"), link=config.link)
+    await proxy.start()
+    return proxy
 
 
 async def start_draft(config: DraftConfig, draft: LoadedModel | None = None) -> DraftServer:
     """Start a draft server (loading the model unless `draft` is given)."""
-    draft = draft or load_model(config.model, "draft", dtype=config.dtype, device=config.device)
+    draft = draft or load_model(config.model, "draft", dtype=config.dtype, device=config.device,
+                                vocab_trim=config.vocab_trim)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
     drafter = DrafterServicer(draft, config, executor)
-    orchestrator, channel = None, None
+    orchestrator, channel, link_proxy = None, None, await start_link_proxy(config)
     if config.embed_orchestrator:
+        orchestrator_config = config.orchestrator
+        if link_proxy is not None:  # the orchestrator dials the target through the emulated link
+            orchestrator_config = replace(orchestrator_config, target=link_proxy.address)
         orchestrator, channel = orchestrator_servicer(
-            config.orchestrator, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor))
+            orchestrator_config, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor))
 
     def register(server) -> list[str]:
         draft_pb2_grpc.add_DrafterServicer_to_server(drafter, server)
@@ -55,14 +72,14 @@ async def start_draft(config: DraftConfig, draft: LoadedModel | None = None) -> 
         return [DRAFTER_SERVICE, ORCHESTRATOR_SERVICE]
     running = await start_server(config.server, register)
     drafter.start()
-    return DraftServer(running, drafter, channel)
+    return DraftServer(running, drafter, channel, link_proxy)
 
 
 async def serve(config: DraftConfig) -> None:
     set_threads(config.threads)
     server = await start_draft(config)
-    log.info("draft %s ready on %s (target %s)", server.drafter.draft.name, server.running.address,
-             config.orchestrator.target)
+    log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
+             config.orchestrator.target, f" via emulated link: {config.link.describe()}" if config.link else "")
     try:
         await server.running.wait_for_signal()
     finally:

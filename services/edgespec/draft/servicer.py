@@ -68,9 +68,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
                       request: draft_pb2.DrafterRequest) -> draft_pb2.DrafterResponse:
         kind = request.WhichOneof("kind")
         if kind == "propose":
-            if request.propose.k > MAX_DRAFT_TOKENS:
-                raise ValueError(f"k: must be in 0..{MAX_DRAFT_TOKENS}, got {request.propose.k}")
-            proposal = await drafter.propose(request.propose.k)
+            proposal = await drafter.propose(codec.plan_from_pb(request.propose))
             return draft_pb2.DrafterResponse(block=codec.proposal_to_pb(proposal, session_id))
         if kind == "commit":
             verdict = codec.verdict_from_pb(request.commit, self.draft.vocab_size)

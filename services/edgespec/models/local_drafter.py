@@ -1,7 +1,16 @@
-"""LocalDrafter: the draft side of one session in this process — propose k tokens (greedy or
-sampled with the session's params) with q(x), entropies and optional hidden states, then commit a
-verdict: roll the KV cache back and, for a deferred rejection, sample the correction from the
-residual. The draft gRPC servicer and the embedded orchestrator use it; knows nothing about gRPC.
+"""LocalDrafter: the draft side of one session in this process — propose a block (greedy or
+sampled with the session's params) with q(x), entropies and optional hidden states, ending early
+on the plan's entropy stop; optionally keep drafting while the verdict is in flight (proactive
+drafting); then commit the verdict: roll the KV cache back and, for a deferred rejection, sample
+the correction from the residual. The draft gRPC servicer and the embedded orchestrator use it;
+it knows nothing about gRPC.
+
+Proactive drafting keeps sampling past the block as if it will be fully accepted: first a guess
+of the bonus token, then the next block. The pre-drafted tokens are used only when the verdict
+accepts the whole block and its bonus equals the guess — an event that does not depend on them —
+so they are exactly draws from q given the committed prefix and the output law is unchanged.
+(At temperature > 0 the draft's random stream then depends on timing: outputs keep their
+distribution but are not seed-reproducible.)
 """
 
 from __future__ import annotations
@@ -9,19 +18,35 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import torch
 
 from edgespec.core.acceptance import get_rule
 from edgespec.core.sampling import entropy, make_generator, probs_from_logits, sample
-from edgespec.core.types import Committed, Proposal, SessionSpec, SessionStateError, Verdict
+from edgespec.core.types import (
+    Committed, DraftPlan, EntropyStop, Proposal, SessionSpec, SessionStateError, Verdict)
 from edgespec.models.kv_sequence import KVSequence
 
 DRAFT_STREAM = 2  # random stream id of the draft within a session seed
 
 
+@dataclass(frozen=True)
+class Drafted:
+    """One sampled draft token and what it was sampled from."""
+
+    token: int
+    q: torch.Tensor          # [V] the distribution it was drawn from (q_i)
+    entropy: float           # H of the temperature-1 softmax, nats
+    hidden: torch.Tensor | None
+
+
 class LocalDrafter:
-    """One drafting session over a loaded draft model (runs compute on `executor`)."""
+    """One drafting session over a loaded draft model (runs compute on `executor`).
+
+    Invariant: `tail` holds tokens sampled beyond the committed sequence; the KV cache covers
+    the committed tokens (maybe minus pending ones) plus every tail token but the last.
+    """
 
     def __init__(self, model: torch.nn.Module, spec: SessionSpec, executor: Executor | None = None) -> None:
         self.rule = get_rule(spec.acceptance)
@@ -32,21 +57,43 @@ class LocalDrafter:
         self.seq = KVSequence(model, list(spec.prompt_ids))
         self.generator = make_generator(spec.params.seed, DRAFT_STREAM)
         self.round = 0
+        self.tail: list[Drafted] = []
         self.last: Proposal | None = None
-        self.q_rows: list[torch.Tensor] = []     # [V] q_i for each token of the last proposal
         self.correction: int | None = None       # sampled residual, sent with the next proposal
+        self.ahead_task: asyncio.Task | None = None
+        self.ahead_stop = False
 
     async def prefill(self) -> float:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._prefill)
+        return await self._run(self._prefill)
 
-    async def propose(self, k: int) -> Proposal:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._propose, k)
+    async def propose(self, plan: DraftPlan) -> Proposal:
+        proposal = await self._run(self._propose, plan)
+        if plan.ahead:
+            self.ahead_stop = False
+            self.ahead_task = asyncio.create_task(self._draft_ahead(proposal.k + plan.ahead))
+        return proposal
 
     async def commit(self, verdict: Verdict) -> Committed:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._commit, verdict)
+        await self._stop_ahead()
+        return await self._run(self._commit, verdict)
 
     async def close(self) -> None:
+        await self._stop_ahead()
         self.seq.cache = None
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _draft_ahead(self, until: int) -> None:
+        """One executor job per token, so a verdict waits for at most one draft forward."""
+        while not self.ahead_stop and len(self.tail) < until:
+            await self._run(self._draft_one)
+
+    async def _stop_ahead(self) -> None:
+        if self.ahead_task is not None:
+            self.ahead_stop = True
+            await self.ahead_task
+            self.ahead_task = None
 
     def _prefill(self) -> float:
         start = time.perf_counter()
@@ -55,30 +102,31 @@ class LocalDrafter:
                 self.seq.feed(self.seq.tokens[:-1])
         return (time.perf_counter() - start) * 1e3
 
-    def _propose(self, k: int) -> Proposal:
+    def _draft_one(self) -> Drafted:
+        """Sample the token after the tail (or after the committed sequence) and append it."""
+        feed = [self.tail[-1].token] if self.tail else self.seq.pending()
+        with torch.inference_mode():
+            out = self.seq.feed(feed, hidden=self.send_hidden_states)
+        row = out.logits[-1]
+        q = probs_from_logits(row, self.params)
+        token = int(row.argmax()) if self.params.greedy else sample(q, self.generator)
+        hidden = out.hidden[-1] if out.hidden is not None else None
+        self.tail.append(Drafted(token, q, float(entropy(row)), hidden))
+        return self.tail[-1]
+
+    def _propose(self, plan: DraftPlan) -> Proposal:
         if self.last is not None:
             raise SessionStateError("propose: the previous proposal has not been committed")
-        start = time.perf_counter()
-        tokens, q_probs, entropies, hidden, self.q_rows = [], [], [], [], []
-        with torch.inference_mode():
-            feed = self.seq.pending()
-            for _ in range(k):
-                out = self.seq.feed(feed, hidden=self.send_hidden_states)
-                row = out.logits[-1]
-                q = probs_from_logits(row, self.params)
-                token = int(row.argmax()) if self.params.greedy else sample(q, self.generator)
-                tokens.append(token)
-                q_probs.append(float(q[token]))
-                entropies.append(float(entropy(row)))
-                self.q_rows.append(q)
-                if out.hidden is not None:
-                    hidden.append(out.hidden[-1])
-                feed = [token]
+        start, reused = time.perf_counter(), len(self.tail)
+        n = _block_length(self.tail, plan.k, plan.stop, self._draft_one)
+        block = self.tail[:n]
         self.last = Proposal(
-            round=self.round, tokens=tuple(tokens),
-            q_probs=() if self.params.greedy else tuple(q_probs), entropies=tuple(entropies),
-            hidden_states=torch.stack(hidden).half() if hidden else None,
-            correction=self.correction, draft_ms=(time.perf_counter() - start) * 1e3)
+            round=self.round, tokens=tuple(d.token for d in block),
+            q_probs=() if self.params.greedy else tuple(float(d.q[d.token]) for d in block),
+            entropies=tuple(d.entropy for d in block),
+            hidden_states=torch.stack([d.hidden for d in block]).half() if self.send_hidden_states and block
+            else None, correction=self.correction, draft_ms=(time.perf_counter() - start) * 1e3,
+            predrafted=min(reused, n))
         self.correction = None
         return self.last
 
@@ -88,15 +136,31 @@ class LocalDrafter:
             raise SessionStateError(f"commit: verdict for round {verdict.round} does not answer a proposal")
         if not 0 <= verdict.accepted <= last.k:
             raise ValueError(f"accepted: {verdict.accepted} is outside 0..{last.k}")
-        n = verdict.accepted
+        n, k = verdict.accepted, last.k
         if verdict.token is not None:
             token = verdict.token
         else:
-            token = self.rule.correct(verdict.residual_p, self.q_rows[n], self.generator)
+            token = self.rule.correct(verdict.residual_p, self.tail[n].q, self.generator)
             self.correction = token
         committed = last.tokens[:n] + (token,)
-        self.seq.rollback(len(self.seq.tokens) + n)
+        hit = n == k and verdict.token is not None and len(self.tail) > k and self.tail[k].token == token
+        if hit:  # the bonus matches the guess: the tokens drafted after it stay valid
+            self.tail = self.tail[k + 1:]
+        else:
+            self.tail = []
+            self.seq.rollback(len(self.seq.tokens) + n)
         self.seq.commit(committed)
-        self.last, self.q_rows = None, []
+        self.last = None
         self.round += 1
         return Committed(tokens=committed)
+
+
+def _block_length(tail: list[Drafted], k: int, stop: EntropyStop | None, draft_one) -> int:
+    """How many tokens the block takes from `tail`, drafting more with `draft_one` as needed.
+    The stop looks only at H(q_i), never at the sampled token, so stopping stays lossless."""
+    for i in range(k):
+        entry = tail[i] if i < len(tail) else draft_one()
+        end = stop.block_end(i, entry.entropy) if stop is not None else None
+        if end is not None:
+            return end
+    return k

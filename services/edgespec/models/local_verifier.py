@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
 import torch
@@ -41,6 +42,15 @@ class LocalVerifier:
 
     async def verify(self, proposal: Proposal) -> Verdict:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._verify, proposal)
+
+    async def autoregress(self, proposal: Proposal, n: int) -> AsyncIterator[Verdict]:
+        """Server-only mode: verify the empty `proposal`, then n - 1 more target-only tokens."""
+        if proposal.k or n < 1:
+            raise ValueError("server_tokens: a server-only block drafts nothing and asks for >= 1 token")
+        loop = asyncio.get_running_loop()
+        yield await loop.run_in_executor(self.executor, self._verify, proposal)
+        for _ in range(n - 1):
+            yield await loop.run_in_executor(self.executor, self._verify, Proposal(round=self.round, tokens=()))
 
     async def close(self) -> None:
         self.seq.cache = None  # free the KV cache now, not at garbage collection

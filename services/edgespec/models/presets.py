@@ -1,8 +1,8 @@
 """Model specs -> loaded draft/target models: `PRESETS`, `load_model`, `load_tokenizer`.
 
-A spec is a preset name ("tiny", "smollm2"), else a `.gguf` path, else an HF local directory or
+A spec is a preset name ("tiny", "smollm2", "gemma3"), else a `.gguf` path, else an HF local directory or
 hub id. Presets never touch the network. This module does NOT run models (no decoding, no
-speculation) and does NOT know preset internals (see `tiny.py`, `smollm2.py`).
+speculation) and does NOT know preset internals (see `tiny.py`, `smollm2.py`, `gemma3.py`, `vocabtrim.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Literal
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from edgespec.models import loading, smollm2, tiny
+from edgespec.models import gemma3, loading, smollm2, tiny
+from edgespec.models.vocabtrim import apply_vocab_trim
 
 Role = Literal["draft", "target"]
 Built = tuple[torch.nn.Module, PreTrainedTokenizerBase, str]  # finalized model, tokenizer, name
@@ -56,9 +57,15 @@ PRESETS: dict[str, Preset] = {
     ),
     "smollm2": Preset(
         description="SmolLM2-135M-Instruct: fp32 target, int8 dynamic-quantized draft",
-        build=smollm2.build_model,
-        tokenizer=smollm2.load_tokenizer,
+        build=smollm2.SMOLLM2.build_model,
+        tokenizer=smollm2.SMOLLM2.load_tokenizer,
         extra_eos_tokens=smollm2.EXTRA_EOS_TOKENS,
+    ),
+    "gemma3": Preset(
+        description="Gemma-3-270M base (262k vocab): fp32 target, int8 dynamic-quantized draft",
+        build=gemma3.GEMMA3.build_model,
+        tokenizer=gemma3.GEMMA3.load_tokenizer,
+        extra_eos_tokens=gemma3.EXTRA_EOS_TOKENS,
     ),
 }
 
@@ -70,11 +77,14 @@ def _load_non_preset(spec: str, dtype: str, device: str) -> Built:
 
 
 def load_model(
-    spec: str, role: Role, *, dtype: str = "float32", device: str = "cpu"
+    spec: str, role: Role, *, dtype: str = "float32", device: str = "cpu", vocab_trim: str | None = None
 ) -> LoadedModel:
-    """The `role` model of a preset, or the model at `spec` (role ignored), ready for inference."""
+    """The `role` model of a preset, or the model at `spec` (role ignored), ready for inference;
+    a draft's LM head is cut to the trim file `vocab_trim` when given (see `vocabtrim.py`)."""
     if role not in ("draft", "target"):
         raise ValueError(f"role must be 'draft' or 'target', got {role!r}")
+    if vocab_trim is not None and role != "draft":
+        raise ValueError("vocab_trim: only the draft's head may be trimmed (the target defines p)")
     loading.resolve_dtype(dtype)  # fail on a bad dtype before loading anything
     preset = PRESETS.get(spec)
     if preset is not None:
@@ -82,6 +92,9 @@ def load_model(
         extra_eos = preset.extra_eos_tokens
     else:
         (model, tokenizer, name), extra_eos = _load_non_preset(spec, dtype, device), ()
+    if vocab_trim is not None:
+        head = apply_vocab_trim(model, vocab_trim)
+        name = f"{name}, vocab trim {head.kept_ids.numel()}/{head.out_features}"
     return LoadedModel(
         name=name,
         model=model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgespec.core.draft_length import POLICIES
 from edgespec.rpc.server import ServerOptions
 
 
@@ -14,7 +15,9 @@ class OrchestratorConfig:
     target: str = "127.0.0.1:50051"
     draft: str | None = None            # a Drafter server; None = the in-process draft model
     tokenizer: str = "smollm2"          # model spec whose tokenizer and chat template to use
+    default_policy: str = "fixed"       # draft-length policy for requests that name none
     default_k: int = 4
+    default_k_max: int = 16
     default_max_new_tokens: int = 128
     max_new_tokens: int = 4096
     max_sessions: int = 16
@@ -25,5 +28,9 @@ class OrchestratorConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= 32:
             raise ValueError(f"default_k must be in 1..32, got {self.default_k}")
+        if self.default_policy not in POLICIES:
+            raise ValueError(f"draft_length: unknown policy {self.default_policy!r}; known: {', '.join(POLICIES)}")
+        if not 1 <= self.default_k_max <= 32:
+            raise ValueError(f"default_k_max must be in 1..32, got {self.default_k_max}")
         if self.round_timeout_s <= 0:
             raise ValueError(f"round_timeout_s must be > 0, got {self.round_timeout_s}")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from edgespec.core.acceptance import get_rule
-from edgespec.core.draft_length import make_policy
+from edgespec.core.draft_length import DraftLengthPolicy, LinkEstimates, PolicyConfig, make_policy
 from edgespec.core.loop import generate
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import Drafter, SessionSpec
@@ -35,11 +35,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.limits = StreamLimits(session_timeout_s=config.session_timeout_s,
                                    round_timeout_s=config.round_timeout_s)
         self.live = 0
+        self.link = LinkEstimates()  # one draft->target link: learned once, used by every request
 
     async def Generate(self, request: orchestrator_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[orchestrator_pb2.GenerateResponse]:
         spec = self._spec(request)
-        policy = make_policy(request.draft_length or "fixed", request.k or self.config.default_k)
+        policy = self._policy(request)
         if self.live >= self.config.max_sessions:
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
         self.live += 1
@@ -74,6 +75,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                     await session.close()
             raise failures[0]
         return opened[0], opened[1]
+
+    def _policy(self, request: orchestrator_pb2.GenerateRequest) -> DraftLengthPolicy:
+        """A fresh policy for this request over the link estimates all requests share."""
+        config = PolicyConfig(k=request.k or self.config.default_k, k_max=request.k_max or self.config.default_k_max,
+                              proactive=request.proactive, early_stop=request.early_stop or "adaedl")
+        return make_policy(request.draft_length or self.config.default_policy, config, self.link)
 
     def _spec(self, request: orchestrator_pb2.GenerateRequest) -> SessionSpec:
         """Validate the request and turn it into a session spec (ValueError names the field)."""

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import (MAX_DRAFT_TOKENS, Distribution, Proposal, SamplingParams,
-                                  SessionSpec, Verdict)
-from edgespec.v1 import common_pb2, orchestrator_pb2, target_pb2
+from edgespec.core.types import (MAX_DRAFT_TOKENS, Distribution, DraftPlan, EntropyStop, Proposal,
+                                  SamplingParams, SessionSpec, Verdict)
+from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
 _NUMPY = {common_pb2.DTYPE_FLOAT16: np.float16, common_pb2.DTYPE_FLOAT32: np.float32,
           common_pb2.DTYPE_INT32: np.int32}
@@ -75,7 +75,8 @@ def distribution_from_pb(pb: common_pb2.Distribution, vocab_size: int) -> Distri
 
 def proposal_to_pb(p: Proposal, session_id: str) -> target_pb2.DraftBlock:
     pb = target_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
-                               q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms)
+                               q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms,
+                               predrafted=p.predrafted)
     if p.hidden_states is not None:
         pb.hidden_states.CopyFrom(tensor_to_pb(p.hidden_states.to(torch.float16)))
     if p.correction is not None:
@@ -105,7 +106,20 @@ def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None) -> Prop
     return Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
                     entropies=tuple(pb.entropies), hidden_states=hidden,
                     correction=pb.correction if pb.HasField("correction") else None,
-                    draft_ms=pb.draft_ms)
+                    draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k))
+
+
+def plan_to_pb(plan: DraftPlan) -> draft_pb2.ProposeRequest:
+    pb = draft_pb2.ProposeRequest(k=plan.k, ahead=plan.ahead)
+    if plan.stop is not None:
+        pb.stop_entropy, pb.stop_keep_trigger = plan.stop.max_entropy, plan.stop.keep_trigger
+    return pb
+
+
+def plan_from_pb(pb: draft_pb2.ProposeRequest) -> DraftPlan:
+    """Decode a propose request (ValueError names k, ahead or stop_entropy)."""
+    stop = (EntropyStop(pb.stop_entropy, pb.stop_keep_trigger) if pb.HasField("stop_entropy") else None)
+    return DraftPlan(k=pb.k, stop=stop, ahead=pb.ahead)
 
 
 def verdict_to_pb(v: Verdict, rounds: int, draining: bool = False) -> target_pb2.Verdict:

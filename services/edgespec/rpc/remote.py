@@ -7,11 +7,12 @@ megabytes before pushing back).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 
-from edgespec.core.types import Committed, Proposal, SessionSpec, Verdict
+from edgespec.core.types import Committed, DraftPlan, Proposal, SessionSpec, Verdict
 from edgespec.rpc import codec
 from edgespec.v1 import draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 
@@ -37,15 +38,30 @@ class _Session:
     async def ask(self, request, timeout_s: float):
         """Write `request`, read its answer; return (answer, bytes up, bytes down)."""
         async with self.window:
-            try:
-                await self.call.write(request)
-            except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
-                # the server already ended the stream; grpc.aio may hide its status (grpc#36066)
-                raise ConnectionError(f"upstream: the session stream ended ({await self.call.code()})") from exc
-            response = await asyncio.wait_for(self.call.read(), timeout_s)
+            await self._write(request)
+            response = await self._read(timeout_s)
+        return response, request.ByteSize(), response.ByteSize()
+
+    async def ask_many(self, request, n: int, timeout_s: float) -> AsyncIterator[tuple]:
+        """Write `request`, yield its n answers as they arrive, as (answer, bytes up, bytes down)."""
+        async with self.window:
+            await self._write(request)
+            for i in range(n):
+                response = await self._read(timeout_s)
+                yield response, request.ByteSize() if i == 0 else 0, response.ByteSize()
+
+    async def _write(self, request) -> None:
+        try:
+            await self.call.write(request)
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
+            # the server already ended the stream; grpc.aio may hide its status (grpc#36066)
+            raise ConnectionError(f"upstream: the session stream ended ({await self.call.code()})") from exc
+
+    async def _read(self, timeout_s: float):
+        response = await asyncio.wait_for(self.call.read(), timeout_s)
         if response is grpc.aio.EOF:
             raise ConnectionError("upstream: the session stream was closed by the server")
-        return response, request.ByteSize(), response.ByteSize()
+        return response
 
     async def close(self) -> None:
         try:
@@ -77,6 +93,13 @@ class RemoteVerifier:
         response, up, down = await self.session.ask(request, self.session.limits.round_timeout_s)
         return codec.verdict_from_pb(response.verdict, self.vocab_size, bytes_up=up, bytes_down=down)
 
+    async def autoregress(self, proposal: Proposal, n: int) -> AsyncIterator[Verdict]:
+        block = codec.proposal_to_pb(proposal, self.session_id)
+        block.server_tokens = n
+        request = target_pb2.VerifierRequest(block=block)
+        async for response, up, down in self.session.ask_many(request, n, self.session.limits.round_timeout_s):
+            yield codec.verdict_from_pb(response.verdict, self.vocab_size, bytes_up=up, bytes_down=down)
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -99,8 +122,8 @@ class RemoteDrafter:
         hidden = spec.draft_hidden_size if spec.send_hidden_states else None
         return cls(session, response.opened, hidden)
 
-    async def propose(self, k: int) -> Proposal:
-        request = draft_pb2.DrafterRequest(propose=draft_pb2.ProposeRequest(k=k))
+    async def propose(self, plan: DraftPlan) -> Proposal:
+        request = draft_pb2.DrafterRequest(propose=codec.plan_to_pb(plan))
         response, _, _ = await self.session.ask(request, self.session.limits.round_timeout_s)
         return codec.proposal_from_pb(response.block, self.hidden_size)
 

@@ -72,24 +72,31 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
             async for request in request_iterator:
-                verdict = await self._round(session_id, verifier, request, spec)
-                yield target_pb2.VerifierResponse(verdict=verdict)
+                async for verdict in self._round(session_id, verifier, request, spec):
+                    yield target_pb2.VerifierResponse(verdict=verdict)
         finally:
             await self.sessions.close(session_id)
 
     async def _round(self, session_id: str, verifier: LocalVerifier, request: target_pb2.VerifierRequest,
-                     spec: SessionSpec) -> target_pb2.Verdict:
+                     spec: SessionSpec) -> AsyncIterator[target_pb2.Verdict]:
+        """One verdict for a block, or `server_tokens` verdicts streamed as they are generated."""
         if not request.HasField("block"):
             raise SessionStateError("open: a session is opened once; later messages must be blocks")
         self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
         proposal = codec.proposal_from_pb(request.block, verifier.hidden_size)
+        n = request.block.server_tokens
         # committed so far + the correction this block carries + up to k drafts + bonus/correction
         committed = len(verifier.seq.tokens) - len(spec.prompt_ids) + (proposal.correction is not None)
-        most = committed + proposal.k + 1
+        most = committed + max(proposal.k + 1, n)
         if most > spec.max_new_tokens:
-            raise SessionStateError(f"max_new_tokens: a block of {proposal.k} drafts could commit {most} "
-                                    f"tokens, past the session's max_new_tokens {spec.max_new_tokens}")
-        verdict = await verifier.verify(proposal)
-        return codec.verdict_to_pb(verdict, rounds=verifier.round, draining=self.draining)
+            raise SessionStateError(f"max_new_tokens: this block could commit up to {most} tokens, past "
+                                    f"the session's max_new_tokens {spec.max_new_tokens}")
+        verdicts = verifier.autoregress(proposal, n) if n else _one(verifier.verify(proposal))
+        async for verdict in verdicts:
+            yield codec.verdict_to_pb(verdict, rounds=verifier.round, draining=self.draining)
+
+
+async def _one(awaitable):
+    yield await awaitable

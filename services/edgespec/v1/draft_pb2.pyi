@@ -28,10 +28,16 @@ class DrafterResponse(_message.Message):
     def __init__(self, opened: _Optional[_Union[_target_pb2.SessionOpened, _Mapping]] = ..., block: _Optional[_Union[_target_pb2.DraftBlock, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("k",)
+    __slots__ = ("k", "stop_entropy", "stop_keep_trigger", "ahead")
     K_FIELD_NUMBER: _ClassVar[int]
+    STOP_ENTROPY_FIELD_NUMBER: _ClassVar[int]
+    STOP_KEEP_TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_FIELD_NUMBER: _ClassVar[int]
     k: int
-    def __init__(self, k: _Optional[int] = ...) -> None: ...
+    stop_entropy: float
+    stop_keep_trigger: bool
+    ahead: int
+    def __init__(self, k: _Optional[int] = ..., stop_entropy: _Optional[float] = ..., stop_keep_trigger: _Optional[bool] = ..., ahead: _Optional[int] = ...) -> None: ...
 
 class Committed(_message.Message):
     __slots__ = ("token_ids",)

@@ -52,7 +52,7 @@ class SessionOpened(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., prefill_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
 
 class DraftBlock(_message.Message):
-    __slots__ = ("session_id", "round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms")
+    __slots__ = ("session_id", "round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms", "server_tokens", "predrafted")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,8 @@ class DraftBlock(_message.Message):
     HIDDEN_STATES_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_FIELD_NUMBER: _ClassVar[int]
     DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PREDRAFTED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     round: int
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -69,7 +71,9 @@ class DraftBlock(_message.Message):
     hidden_states: _common_pb2.Tensor
     correction: int
     draft_ms: float
-    def __init__(self, session_id: _Optional[str] = ..., round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ...) -> None: ...
+    server_tokens: int
+    predrafted: int
+    def __init__(self, session_id: _Optional[str] = ..., round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., predrafted: _Optional[int] = ...) -> None: ...
 
 class Verdict(_message.Message):
     __slots__ = ("round", "accepted", "token", "residual_p", "verify_ms", "counters", "draining")

@@ -1,22 +1,22 @@
-"""`fixed`: the same k every round — the null-object policy the loop uses when nothing adapts."""
+"""`fixed`: the same k every round — Leviathan et al.'s fixed gamma and the null-object policy."""
 
 from __future__ import annotations
 
-from edgespec.core.types import MAX_DRAFT_TOKENS
+from edgespec.core.draft_length.base import PolicyConfig
+from edgespec.core.types import DraftPlan, StepResult
 
 
 class FixedK:
-    """Always propose k tokens (1..32), as in Leviathan et al.'s fixed-gamma speculative decoding."""
+    """Always propose k tokens (1..32); optionally pre-draft the next block proactively."""
 
     name = "fixed"
 
-    def __init__(self, k: int = 4) -> None:
-        if not 1 <= k <= MAX_DRAFT_TOKENS:
-            raise ValueError(f"k: must be in 1..{MAX_DRAFT_TOKENS}, got {k}")
-        self.k = k
+    def __init__(self, config: PolicyConfig | int = PolicyConfig()) -> None:
+        self.config = config if isinstance(config, PolicyConfig) else PolicyConfig(k=config)
+        self.k = self.config.k
 
-    def next_k(self) -> int:
-        return self.k
+    def plan(self) -> DraftPlan:
+        return DraftPlan(k=self.k, ahead=self.config.ahead(self.k))
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, step: StepResult) -> None:
         """Fixed: nothing to learn."""

@@ -1,0 +1,174 @@
+"""`edgespec vocabtrim bench`: what VocabTrim buys per preset and trim size N — the draft's time
+per token (one forward of one token on a warm KV cache, median over many steps, with and without
+the per-token q / entropy / argmax work) and greedy tau at fixed k over bundled prompts, run
+in-process (LocalDrafter + LocalVerifier + `core.loop.generate`). Also times the target's
+1-token and (k+1)-token forward. Writes vocabtrim.json + vocabtrim.md.
+
+Not a test: timings vary with the machine. Unless a trim file is given, the trim is calibrated
+on the bundled prompts NOT used for tau (held out), so tau is not measured on calibration text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from edgespec.bench.prompts import load_prompts
+from edgespec.core.draft_length import FixedK
+from edgespec.core.loop import generate
+from edgespec.core.sampling import entropy, probs_from_logits
+from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.types import SamplingParams, SessionSpec
+from edgespec.models.kv_sequence import KVSequence
+from edgespec.models.local_drafter import LocalDrafter
+from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.presets import LoadedModel, load_model
+from edgespec.models.prompting import encode_prompt
+from edgespec.models.vocabtrim import TrimmedHead, VocabTrim, build_vocab_trim
+
+
+@dataclass(frozen=True)
+class TrimBenchConfig:
+    presets: tuple[str, ...] = ("smollm2", "gemma3")
+    sizes: tuple[int, ...] = (4096, 8192, 16384, 0)  # 0: the full vocabulary (no trim)
+    trim_file: str | None = None     # else calibrated on the prompts not used for tau
+    steps: int = 30                  # timed forwards per measurement (median)
+    warmup: int = 5
+    context: int = 64                # tokens in the KV cache while timing
+    k: int = 4
+    per_category: int = 2            # tau prompts: the first N of each category
+    max_new_tokens: int = 48         # per tau prompt; 0 skips tau
+    calibration_tokens: int = 128    # greedy target tokens per calibration prompt
+    threads: int = 1
+
+
+def _median_ms(step: Callable[[], None], steps: int, warmup: int) -> float:
+    times = []
+    for _ in range(warmup + steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[warmup:]) * 1e3
+
+
+def forward_ms(model: torch.nn.Module, context: list[int], n: int, config: TrimBenchConfig,
+               draft_step: bool = False) -> float:
+    """Median ms of one forward of `n` tokens over a warm cache of `context`; with `draft_step`,
+    plus what LocalDrafter does per token with the logits row (greedy q, entropy, argmax)."""
+    seq = KVSequence(model, context)
+    greedy = SamplingParams()
+
+    def step() -> None:
+        row = seq.feed(context[-n:]).logits[-1]
+        if draft_step:
+            probs_from_logits(row, greedy)
+            entropy(row)
+            int(row.argmax())
+        seq.rollback(len(context))
+    with torch.inference_mode():
+        seq.feed(context)
+        return _median_ms(step, config.steps, config.warmup)
+
+
+async def greedy_tau(target: LoadedModel, draft: LoadedModel, prompts: list[list[int]], k: int,
+                     max_new_tokens: int) -> dict:
+    """tau (bonus included), acceptance and in-process tokens/s of exact-greedy speculation."""
+    rounds = accepted = drafted = generated = 0
+    draft_ms = seconds = 0.0
+    for ids in prompts:
+        spec = SessionSpec(prompt_ids=tuple(ids), params=SamplingParams(), acceptance="exact",
+                           max_new_tokens=max_new_tokens)
+        verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
+        start, stats = time.perf_counter(), SpecDecodeStats()
+        await verifier.prefill()
+        await drafter.prefill()
+        async for step in generate(drafter, verifier, FixedK(k), max_new_tokens, target.eos_token_ids):
+            stats.observe(step)
+        seconds += time.perf_counter() - start
+        rounds, accepted, drafted = rounds + stats.rounds, accepted + stats.accepted_tokens, drafted + stats.drafted_tokens
+        generated, draft_ms = generated + stats.generated_tokens, draft_ms + sum(stats.draft_ms)
+    return {"tau": (accepted + rounds) / rounds, "acceptance": accepted / drafted,
+            "tokens_per_s": generated / seconds, "draft_ms_per_token_in_loop": draft_ms / drafted,
+            "rounds": rounds, "generated": generated}
+
+
+def _trim(preset: str, target: LoadedModel, tau_ids: set[str], config: TrimBenchConfig) -> VocabTrim:
+    if config.trim_file is not None:
+        return VocabTrim.load(config.trim_file)
+    held_out = [p for p in load_prompts() if p.id not in tau_ids]
+    ids = [encode_prompt(target.tokenizer, p.prompt) for p in held_out]
+    top = min(target.vocab_size, max(config.sizes))
+    return build_vocab_trim(target, preset, ids, top, max_new_tokens=config.calibration_tokens,
+                            source=f"bundled prompts minus the tau set ({len(held_out)} prompts)")
+
+
+def _size_row(target, draft, full_head, trim, n, context, tau_prompts, config) -> dict:
+    kept = n if 0 < n < draft.vocab_size else draft.vocab_size
+    head = full_head if kept == draft.vocab_size else TrimmedHead(full_head, trim.top(kept).kept_ids)
+    draft.model.set_output_embeddings(head)
+    row = {"N": kept, "head_params": kept * full_head.in_features,
+           "draft_forward_ms": forward_ms(draft.model, context, 1, config),
+           "draft_step_ms": forward_ms(draft.model, context, 1, config, draft_step=True)}
+    if config.max_new_tokens > 0:
+        row |= asyncio.run(greedy_tau(target, draft, tau_prompts, config.k, config.max_new_tokens))
+    return row
+
+
+def bench_preset(preset: str, config: TrimBenchConfig) -> dict:
+    """Target timings, then one row per trim size (the draft's head swapped in place, restored)."""
+    target, draft = load_model(preset, "target"), load_model(preset, "draft")
+    tau_set = load_prompts(per_category=config.per_category)
+    tau_prompts = [encode_prompt(target.tokenizer, p.prompt) for p in tau_set]
+    context = (tau_prompts[0] * config.context)[: config.context]
+    trim = _trim(preset, target, {p.id for p in tau_set}, config)
+    full_head = draft.model.get_output_embeddings()
+    meta = {"target": target.name, "draft": draft.name, "vocab_size": draft.vocab_size,
+            "target_forward_ms": forward_ms(target.model, context, 1, config),
+            f"target_verify_{config.k + 1}_ms": forward_ms(target.model, context, config.k + 1, config),
+            "trim": dict(trim.build), "tau_prompts": len(tau_prompts)}
+    try:
+        rows = [_size_row(target, draft, full_head, trim, n, context, tau_prompts, config)
+                for n in sorted(set(config.sizes), key=lambda n: n or draft.vocab_size)]
+    finally:
+        draft.model.set_output_embeddings(full_head)
+    return {"meta": meta, "rows": rows}
+
+
+def to_markdown(preset: str, result: dict, config: TrimBenchConfig) -> str:
+    meta, k = result["meta"], config.k
+    lines = [f"### {preset}: target {meta['target']}; draft {meta['draft']}", "",
+             f"target forward: 1 token {meta['target_forward_ms']:.1f} ms, {k + 1} tokens "
+             f"{meta[f'target_verify_{k + 1}_ms']:.1f} ms (cache of {config.context} tokens, "
+             f"{config.threads} thread(s)); trim calibrated on: {meta['trim'].get('prompts', '?')}", "",
+             "| N | head params | draft forward ms/token | draft step ms/token | in-loop draft ms/token "
+             f"| τ (k={k}, bonus incl.) | acceptance | in-process tok/s |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        tau = (f"{r['draft_ms_per_token_in_loop']:.1f} | {r['tau']:.2f} | {r['acceptance']:.1%} | "
+               f"{r['tokens_per_s']:.2f}") if "tau" in r else "— | — | — | —"
+        label = f"{r['N']} (full)" if r["N"] == meta["vocab_size"] else str(r["N"])
+        lines.append(f"| {label} | {r['head_params'] / 1e6:.1f} M | {r['draft_forward_ms']:.1f} | "
+                     f"{r['draft_step_ms']:.1f} | {tau} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_vocabtrim_bench(config: TrimBenchConfig, out_dir: str | pathlib.Path) -> str:
+    """Run every preset in `config`; write vocabtrim.json + vocabtrim.md into `out_dir`."""
+    torch.set_num_threads(config.threads)
+    results = {preset: bench_preset(preset, config) for preset in config.presets}
+    header = (f"VocabTrim: {config.per_category} prompts/category x {config.max_new_tokens} tokens, greedy, "
+              f"k={config.k}; medians of {config.steps} steps; torch {torch.__version__}, "
+              f"{platform.machine()}, {config.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}\n\n")
+    markdown = header + "\n".join(to_markdown(p, r, config) for p, r in results.items())
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocabtrim.json").write_text(json.dumps({"config": asdict(config), "results": results}, indent=1))
+    (out / "vocabtrim.md").write_text(markdown)
+    return markdown + f"\nwrote {out / 'vocabtrim.json'} and {out / 'vocabtrim.md'}\n"
