@@ -44,7 +44,7 @@ def test_sdk_depends_on_the_wire_contract_only():
     assert violations(CLIENT, ("torch", "transformers", "numpy", "edgespec"), allowed=("edgespec.v1",)) == []
 
 
-@pytest.mark.parametrize("package", ["models", "core", "bench"])
+@pytest.mark.parametrize("package", ["models", "core", "bench", "net"])
 def test_grpc_stays_in_transport_and_services(package):
     assert violations(ROOT / "services" / "edgespec" / package, ("grpc", "edgespec.v1", "edgespec.rpc")) == []
 

@@ -23,6 +23,7 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="preset for both draft and target")
     p.add_argument("--prompts", default=None, help="prompt file (JSONL); default: the bundled set")
     p.add_argument("--per-category", type=int, default=None, help="first N prompts of each category")
+    p.add_argument("--limit", type=int, default=None, help="then only the first N prompts")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--k", type=int, nargs="+", default=[3], help="draft length(s) to run")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: one core per model)")
@@ -73,25 +74,12 @@ async def _edgespec_runs(client, prompt, prompt_ids, ks, max_new) -> list[Run]:
 async def _all_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
     """Every system on each prompt in turn (interleaved, so machine noise hits all alike); the HF
     peers run on this thread while the loopback servers sit idle."""
-    from edgespec.draft.config import DraftConfig
-    from edgespec.draft.serve import start_draft
-    from edgespec.orchestrator.config import OrchestratorConfig
-    from edgespec.target.config import TargetConfig
-    from edgespec.target.serve import start_target
-    from edgespec_client import AsyncClient
-    target_running, target_servicer = await start_target(TargetConfig(), target)
-    draft_server = await start_draft(DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address)), draft)
+    from edgespec.bench.stack import loopback_stack
     runs: list[Run] = []
-    try:
-        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
-            for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="bench", unit="prompt"):
-                runs += _hf_runs(target, draft, prompt, prompt_ids, ks, max_new)
-                runs += await _edgespec_runs(client, prompt, prompt_ids, ks, max_new)
-    finally:
-        await draft_server.running.stop()
-        await draft_server.shutdown()
-        await target_running.stop()
-        await target_servicer.shutdown()
+    async with loopback_stack(target, draft) as client:
+        for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="bench", unit="prompt"):
+            runs += _hf_runs(target, draft, prompt, prompt_ids, ks, max_new)
+            runs += await _edgespec_runs(client, prompt, prompt_ids, ks, max_new)
     return runs
 
 
@@ -106,7 +94,7 @@ def run_bench(a: argparse.Namespace) -> int:
     from edgespec.models.presets import load_model
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
-    prompts = load_prompts(a.prompts, per_category=a.per_category)
+    prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit]
     target, draft = load_model(a.model, "target"), load_model(a.model, "draft", vocab_trim=a.vocab_trim)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
     runs = asyncio.run(_all_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))

@@ -51,38 +51,19 @@ class SweepRun:
 
 
 async def _one_rtt(target, draft, rtt_ms, policies, prompts, ids, max_new, bar) -> list[SweepRun]:
-    from edgespec.draft.config import DraftConfig
-    from edgespec.draft.serve import start_draft
+    from edgespec.bench.stack import loopback_stack
     from edgespec.net.link import LinkSpec
-    from edgespec.orchestrator.config import OrchestratorConfig
-    from edgespec.target.config import TargetConfig
-    from edgespec.target.serve import start_target
-    from edgespec_client import AsyncClient
-    target_running, target_servicer = await start_target(TargetConfig(), target)
-    link = LinkSpec(rtt_ms=rtt_ms) if rtt_ms else None
-    draft_server = await start_draft(DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address),
-                                                 link=link), draft)
     runs: list[SweepRun] = []
-    try:
-        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
-            await client.generate(prompt_token_ids=ids[0], max_new_tokens=16, draft_length="auto")  # warm-up
-            for prompt, prompt_ids in zip(prompts, ids):
-                reference = None
-                for policy in policies:
-                    start = time.perf_counter()
-                    result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new,
-                                                   **policy.fields)
-                    seconds = time.perf_counter() - start
-                    reference = reference or (list(result.token_ids) if policy.label == "server-only" else None)
-                    runs.append(SweepRun(rtt_ms, policy.label, prompt.id, len(result.token_ids), seconds,
-                                         result.stats.ttft_ms, False, result.to_dict()["stats"] | {
-                                             "token_ids": list(result.token_ids)}))
-                    bar.update()
-    finally:
-        await draft_server.running.stop()
-        await draft_server.shutdown()
-        await target_running.stop()
-        await target_servicer.shutdown()
+    async with loopback_stack(target, draft, LinkSpec(rtt_ms=rtt_ms) if rtt_ms else None) as client:
+        await client.generate(prompt_token_ids=ids[0], max_new_tokens=16, draft_length="auto")  # warm-up
+        for prompt, prompt_ids in zip(prompts, ids):
+            for policy in policies:
+                start = time.perf_counter()
+                result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, **policy.fields)
+                runs.append(SweepRun(rtt_ms, policy.label, prompt.id, len(result.token_ids),
+                                     time.perf_counter() - start, result.stats.ttft_ms, False,
+                                     result.to_dict()["stats"] | {"token_ids": list(result.token_ids)}))
+                bar.update()
     return runs
 
 
@@ -101,7 +82,7 @@ def run_sweep(a: argparse.Namespace) -> int:
     from edgespec.models.presets import load_model
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
-    prompts = load_prompts(a.prompts, per_category=a.per_category)
+    prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit]
     target, draft = load_model(a.model, "target"), load_model(a.model, "draft", vocab_trim=a.vocab_trim)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
     policies = sweep_policies(a.k, a.k_max)

@@ -1,0 +1,32 @@
+"""`loopback_stack`: a real target server and draft server (embedded orchestrator) in this
+process on 127.0.0.1, optionally with an emulated link between them, yielding an SDK client.
+What `edgespec bench` and its policy sweep measure through; not a test fixture."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+@asynccontextmanager
+async def loopback_stack(target, draft, link=None) -> AsyncIterator:
+    """Start both servers over the loaded `target`/`draft`; yield an AsyncClient; stop them all."""
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.serve import start_draft
+    from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.target.config import TargetConfig
+    from edgespec.target.serve import start_target
+    from edgespec_client import AsyncClient
+    target_running, target_servicer = await start_target(TargetConfig(), target)
+    draft_server = None
+    try:
+        draft_server = await start_draft(
+            DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address), link=link), draft)
+        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
+            yield client
+    finally:
+        if draft_server is not None:
+            await draft_server.running.stop()
+            await draft_server.shutdown()
+        await target_running.stop()
+        await target_servicer.shutdown()
