@@ -8,7 +8,8 @@ it does NOT do any I/O, retries or error mapping of RPC status codes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 from edgespec.v1 import common_pb2, orchestrator_pb2
@@ -26,6 +27,7 @@ def build_request(
     top_p: float | None = None,
     seed: int = 0,
     acceptance: str | None = None,
+    acceptance_params: Mapping[str, Any] | None = None,
     draft_length: str | None = None,
     k: int | None = None,
     k_max: int | None = None,
@@ -60,9 +62,21 @@ def build_request(
             k_max=k_max or 0,
             proactive=proactive,
             early_stop=early_stop or "",
+            acceptance_params=acceptance_params_pb(acceptance_params or {}),
         )
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"bad request field: {e}") from e
+
+
+def acceptance_params_pb(params: Mapping[str, Any]) -> common_pb2.AcceptanceParams:
+    """The lossy rules' parameters by wire name; an unknown name is an InvalidArgumentError."""
+    known = set(common_pb2.AcceptanceParams.DESCRIPTOR.fields_by_name)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"acceptance_params: unknown parameter(s) {', '.join(unknown)}; "
+                                   f"known: {', '.join(sorted(known))}")
+    return common_pb2.AcceptanceParams(**{k: v for k, v in params.items() if v is not None})
 
 
 def f32(value: float) -> float:
@@ -99,6 +113,7 @@ def stats_from_pb(pb: orchestrator_pb2.GenerationStats) -> GenerationStats:
         server_tokens=pb.server_tokens,
         mode_switches=pb.mode_switches,
         predrafted_tokens=pb.predrafted_tokens,
+        relaxed_accepted=pb.relaxed_accepted,
         draft_ms=percentiles_from_pb(pb.draft_ms),
         verify_ms=percentiles_from_pb(pb.verify_ms),
         round_trip_ms=percentiles_from_pb(pb.round_trip_ms),
@@ -107,7 +122,7 @@ def stats_from_pb(pb: orchestrator_pb2.GenerationStats) -> GenerationStats:
 
 def chunk_from_pb(pb: orchestrator_pb2.Chunk) -> Chunk:
     """A Chunk from its wire message."""
-    return Chunk(token_ids=tuple(pb.token_ids), text=pb.text)
+    return Chunk(token_ids=tuple(pb.token_ids), text=pb.text, relaxed_accepted=pb.relaxed_accepted)
 
 
 def result_from_pb(pb: orchestrator_pb2.Final) -> GenerationResult:

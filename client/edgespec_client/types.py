@@ -6,7 +6,7 @@ does NOT import the protobuf stubs; building these from wire messages lives in `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
@@ -60,6 +60,7 @@ class GenerationStats(_ToDict):
     server_tokens: int = 0
     mode_switches: int = 0
     predrafted_tokens: int = 0
+    relaxed_accepted: int = 0
     draft_ms: Percentiles = field(default_factory=Percentiles)
     verify_ms: Percentiles = field(default_factory=Percentiles)
     round_trip_ms: Percentiles = field(default_factory=Percentiles)
@@ -71,6 +72,7 @@ class Chunk(_ToDict):
 
     token_ids: tuple[int, ...]
     text: str
+    relaxed_accepted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,12 @@ class GenerateOptions(TypedDict, total=False):
     temperature: softmax temperature, 0 (default) is greedy. top_k: 0 (default) disables.
     top_p: nucleus mass in (0, 1]; None (default) leaves it unset (disabled).
     seed: seed of the session's random generators (default 0).
-    acceptance: "exact" / "rejection"; None lets the server pick from the temperature.
+    acceptance: "exact" / "rejection" (lossless), "fly" / "dropmatch" / "semantic" (lossy);
+        None lets the server pick from the temperature.
+    acceptance_params: parameters of the lossy rules by their wire names (dropout_paths,
+        dropout_p, dropout_criterion, draft_top_k, entropy_threshold, window,
+        semantic_threshold, semantic_threshold_min, semantic_ref_ms, semantic_upload); unset
+        keys take the server defaults.
     draft_length: draft-length policy: "fixed", "heuristic", "adaedl", "svip", "auto" or
         "server"; None for the server default.
     k: draft tokens per round for "fixed", the first round's for adaptive policies; None for
@@ -110,6 +117,7 @@ class GenerateOptions(TypedDict, total=False):
     top_p: float | None
     seed: int
     acceptance: str | None
+    acceptance_params: Mapping[str, Any] | None
     draft_length: str | None
     k: int | None
     k_max: int | None

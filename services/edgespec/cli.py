@@ -16,6 +16,7 @@ from edgespec.draft.config import DraftConfig
 from edgespec.net.cli import add_emulation_flags, add_netproxy_flags, link_spec_from_args, run_netproxy
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
+from edgespec.sim.cli import add_sim_flags, run_sim_command
 from edgespec.target.config import TargetConfig
 
 DEFAULT_TARGET_PORT, DEFAULT_DRAFT_PORT = 50051, 50052
@@ -42,6 +43,12 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=4096)
 
 
+def _target_flags(p: argparse.ArgumentParser) -> None:
+    _server_flags(p, DEFAULT_TARGET_PORT)
+    _model_flags(p)
+    p.add_argument("--semantic-head", default=None, help="calibrated head file for the `semantic` rule")
+
+
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=f"127.0.0.1:{DEFAULT_TARGET_PORT}", help="target HOST:PORT")
     p.add_argument("--k", type=int, default=4, help="default draft length for requests that set none")
@@ -65,7 +72,7 @@ def _model_service(a: argparse.Namespace) -> dict:
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
-    return TargetConfig(**_model_service(a))
+    return TargetConfig(**_model_service(a), semantic_head=a.semantic_head)
 
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
@@ -106,7 +113,10 @@ def _generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True) ->
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--acceptance", default=None, help="exact | rejection (default by temperature)")
+    p.add_argument("--acceptance", default=None,
+                   help="exact | rejection (default by temperature); lossy: fly | dropmatch | semantic")
+    p.add_argument("--acceptance-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a lossy rule's parameter, repeatable (e.g. window=3, dropout_criterion=naive)")
     p.add_argument("--draft-length", default=None,
                    help="draft-length policy: fixed, heuristic, adaedl, svip, auto, server")
     p.add_argument("--k", type=int, default=None, help="draft tokens per round (first round if adaptive), 1..32")
@@ -119,8 +129,25 @@ def _generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True) ->
 def generate_options(a: argparse.Namespace) -> dict:
     return {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k,
             "top_p": a.top_p, "seed": a.seed, "acceptance": a.acceptance,
+            "acceptance_params": acceptance_params(a.acceptance_param),
             "draft_length": a.draft_length, "k": a.k, "k_max": a.k_max, "proactive": a.proactive,
             "early_stop": a.early_stop, "raw": a.raw}
+
+
+def acceptance_params(pairs: list[str]) -> dict:
+    """NAME=VALUE strings -> a dict; numbers become int/float, anything else stays a string."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--acceptance-param: expected NAME=VALUE, got {pair!r}")
+        for parse in (int, float, str):
+            try:
+                out[name] = parse(value)
+                break
+            except ValueError:
+                continue
+    return out
 
 
 def _run_generate(a: argparse.Namespace) -> int:
@@ -156,12 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bench": (_run_bench, "benchmark edgespec against HF target-only and assisted generation"),
         "netproxy": (run_netproxy, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
         "vocabtrim": (_run_vocabtrim, "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
+        "sim": (run_sim_command, "device and edge as two network namespaces: shaped link, real servers, sweeps"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (func, _) in commands.items():
         parsers[name].set_defaults(func=func)
-    _server_flags(parsers["target"], DEFAULT_TARGET_PORT)
-    _model_flags(parsers["target"])
+    _target_flags(parsers["target"])
     _server_flags(parsers["draft"], DEFAULT_DRAFT_PORT)
     _model_flags(parsers["draft"])
     _orchestrator_flags(parsers["draft"])
@@ -189,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgespec.vocabtrim_cli import add_vocabtrim_flags
     add_vocabtrim_flags(parsers["vocabtrim"])
     add_netproxy_flags(parsers["netproxy"])
+    add_sim_flags(parsers["sim"])
     return parser
 
 

@@ -1,6 +1,8 @@
-"""The deployment files agree with the code: docker-compose.yml validates, every service command
-parses with the real CLI, ports/healthchecks line up, env vars are read by the services, and
-`python -m edgespec.healthcheck` answers as compose expects. No Docker engine needed."""
+"""The deployment files agree with the code: docker-compose.yml validates, every edgespec service
+command parses with the real CLI, ports/healthchecks line up (the draft's through the edge-link
+sidecar that owns its network namespace), the sidecar's netem command uses every EDGE_* variable,
+env vars are read by the services, the observability placeholders point at real files and
+services, and `python -m edgespec.healthcheck` answers as compose expects. No Docker engine."""
 
 from __future__ import annotations
 
@@ -37,10 +39,26 @@ SERVED = {
 CONFIGS = {"target": cli.target_config, "draft": cli.draft_config, "orchestrator": cli.orchestrator_config}
 # Env vars read by a runtime library rather than by services/: name -> who reads it.
 RUNTIME_ENV = {"OMP_NUM_THREADS": "libgomp / torch intra-op thread pool"}
+SIDECAR, OBSERVABILITY = "edge-link", {"jaeger", "prometheus", "grafana"}
+NETEM = re.compile(r"tc qdisc replace dev eth0 root netem delay \$\{EDGE_DELAY:-\d+ms\} \$\{EDGE_JITTER:-\d+ms\} "
+                   r"loss \$\{EDGE_LOSS:-[\d.]+%\} rate \$\{EDGE_RATE:-\d+[kmg]?bit\}")
+
+
+def _all_services() -> dict[str, dict]:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
 
 
 def _services() -> dict[str, dict]:
-    return yaml.safe_load(COMPOSE.read_text())["services"]
+    """The services running the edgespec image (built from deploy/Dockerfile)."""
+    return {name: s for name, s in _all_services().items()
+            if isinstance(s.get("build"), dict) and s["build"].get("dockerfile") == "deploy/Dockerfile"}
+
+
+def _published(name: str, services: dict) -> list:
+    """Ports published for `name`: its own, or those of the service whose namespace it joins."""
+    mode = services[name].get("network_mode", "")
+    owner = mode.removeprefix("service:") if mode.startswith("service:") else name
+    return services[owner].get("ports", [])
 
 
 def _args(name: str, service: dict):
@@ -71,7 +89,7 @@ def _healthcheck_argv(name: str, service: dict) -> list[str]:
 
 # (a) the compose file validates -----------------------------------------------------------------
 
-@pytest.mark.parametrize("profile", [None, "gpu"])
+@pytest.mark.parametrize("profile", [None, "gpu", "observability"])
 def test_compose_config_validates(profile):
     binary = shutil.which("docker-compose")
     if binary is None:
@@ -119,7 +137,7 @@ def test_listen_healthcheck_and_published_ports_line_up(name):
     probe = healthcheck.build_parser().parse_args(_healthcheck_argv(name, service))
     assert _port(probe.address) == int(port), f"{name}: healthcheck probes {probe.address}, server listens on {port}"
     assert probe.service in SERVED[args.command], f"{name}: {probe.service!r} is not served by `{args.command}`"
-    for mapping in service.get("ports", []):
+    for mapping in _published(name, _all_services()):
         assert int(str(mapping).rsplit(":", 1)[-1]) == int(port), f"{name}: publishes {mapping}, listens on {port}"
 
 
@@ -137,9 +155,67 @@ def test_target_address_names_a_healthy_target_service(name):
 
 
 def test_draft_is_an_edge_device_with_a_published_sdk_port():
-    draft = _services()["draft"]
+    services = _all_services()
+    draft = services["draft"]
     assert draft["cpus"] == 2.0 and draft["mem_limit"] == "4g"
-    assert "50052:50052" in draft["ports"]
+    assert "ports" not in draft, "a service in another's network namespace cannot publish ports"
+    assert "50052:50052" in _published("draft", services)
+
+
+# (c') the edge-link netem sidecar owns the draft's network namespace ------------------------------
+
+def test_draft_joins_the_edge_link_namespace_once_it_is_shaped():
+    services = _all_services()
+    assert services["draft"]["network_mode"] == f"service:{SIDECAR}"
+    assert services["draft"]["depends_on"][SIDECAR] == {"condition": "service_healthy"}
+    assert "netem" in " ".join(services[SIDECAR]["healthcheck"]["test"])
+
+
+def test_sidecar_applies_netem_from_the_edge_variables():
+    sidecar = _all_services()[SIDECAR]
+    assert sidecar["cap_add"] == ["NET_ADMIN"] and sidecar["init"] is True
+    assert sidecar["command"][:2] == ["sh", "-c"]
+    assert NETEM.search(sidecar["command"][2]), sidecar["command"][2]
+    assert sidecar["command"][2].endswith("exec sleep infinity")
+    dockerfile = (ROOT / sidecar["build"]["context"] / "Dockerfile").read_text()
+    assert "iproute2" in dockerfile
+
+
+def test_every_compose_variable_is_consumed():
+    """Each ${VAR} in the compose file is used by the sidecar's command or read by services/."""
+    text = COMPOSE.read_text()
+    sidecar_command = " ".join(_all_services()[SIDECAR]["command"])
+    for name in set(re.findall(r"\$\{(\w+)", text)):
+        used = f"${{{name}" in sidecar_command or any(name in p.read_text() for p in SOURCES.rglob("*.py"))
+        assert used, f"${{{name}}} in docker-compose.yml is consumed by nothing"
+    assert {"EDGE_DELAY", "EDGE_JITTER", "EDGE_LOSS", "EDGE_RATE"} <= set(re.findall(r"\$\{(\w+)", text))
+
+
+def test_docs_explain_that_netem_shapes_egress_only():
+    for text in (COMPOSE.read_text(), (ROOT / "deploy" / "README.md").read_text()):
+        assert "egress" in text.lower() and "EDGE_DELAY" in text
+
+
+# (c'') observability placeholders ------------------------------------------------------------------
+
+def test_observability_services_are_optional_and_their_files_exist():
+    services = _all_services()
+    assert OBSERVABILITY <= set(services)
+    for name in OBSERVABILITY:
+        assert services[name]["profiles"] == ["observability"], f"{name} must not start by default"
+        for volume in services[name].get("volumes", []):
+            source = ROOT / volume.split(":", 1)[0]
+            assert source.is_file(), f"{name}: mounts {source}, which does not exist"
+            yaml.safe_load(source.read_text())
+
+
+def test_grafana_datasources_name_compose_services_and_ports():
+    services = _all_services()
+    datasources = yaml.safe_load((ROOT / "deploy" / "observability" / "grafana-datasources.yml").read_text())
+    for source in datasources["datasources"]:
+        host, port = source["url"].removeprefix("http://").split(":")
+        assert host in services, f"datasource {source['name']} points at {host}, no such service"
+        assert any(str(m).endswith(f":{port}") for m in services[host]["ports"]), f"{host} does not serve :{port}"
 
 
 def test_gpu_variant_reserves_a_gpu_and_uses_cuda():

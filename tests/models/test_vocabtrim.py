@@ -6,6 +6,7 @@ trimmed draft served over gRPC keeps greedy parity with target-only decoding (ti
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -220,3 +221,14 @@ async def test_trimmed_draft_over_grpc_keeps_greedy_parity(target, trim_file):
         await draft.shutdown()
         await target_running.stop()
         await target_servicer.shutdown()
+
+
+def test_bench_reports_every_size_with_tau_in_range(tmp_path):
+    from edgespec.bench.vocabtrim import TrimBenchConfig, run_vocabtrim_bench
+    config = TrimBenchConfig(presets=("tiny",), sizes=(100, KEEP, 0), steps=3, warmup=1, per_category=1,
+                             max_new_tokens=12, calibration_tokens=4)
+    markdown = run_vocabtrim_bench(config, tmp_path)
+    result = json.loads((tmp_path / "vocabtrim.json").read_text())["results"]["tiny"]
+    assert [r["N"] for r in result["rows"]] == [100, KEEP, VOCAB]
+    assert all(1.0 <= r["tau"] <= config.k + 1 and r["forward"]["cpu_ms"] > 0 for r in result["rows"])
+    assert "| 320 (full) |" in markdown and (tmp_path / "vocabtrim.md").read_text() in markdown

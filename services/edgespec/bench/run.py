@@ -34,6 +34,10 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rtt", type=float, nargs="+", default=[0, 10, 25, 50, 100, 200],
                    help="round-trip times (ms) for --policy-sweep")
     p.add_argument("--k-max", type=int, default=8, help="cap of the adaptive policies in --policy-sweep")
+    p.add_argument("--quality", action="store_true",
+                   help="quality of each acceptance rule vs target-only greedy output instead (--k: the ks)")
+    p.add_argument("--answers", type=int, default=None, help="first N exact-answer items for --quality (default all)")
+    p.add_argument("--systems", nargs="+", default=None, help="--quality: rule configurations to run (default all)")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ def run_bench(a: argparse.Namespace) -> int:
     if a.policy_sweep:
         from edgespec.bench.sweep import run_sweep
         return run_sweep(a)
+    if a.quality:
+        from edgespec.bench.quality import run_quality
+        return run_quality(a)
     import torch
 
     from edgespec.bench.prompts import load_prompts

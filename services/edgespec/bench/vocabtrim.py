@@ -1,8 +1,9 @@
 """`edgespec vocabtrim bench`: what VocabTrim buys per preset and trim size N — the draft's time
-per token (one forward of one token on a warm KV cache, median over many steps, with and without
-the per-token q / entropy / argmax work) and greedy tau at fixed k over bundled prompts, run
-in-process (LocalDrafter + LocalVerifier + `core.loop.generate`). Also times the target's
-1-token and (k+1)-token forward. Writes vocabtrim.json + vocabtrim.md.
+per token (one forward of one token on a warm KV cache, with and without the per-token q /
+entropy / argmax work; median CPU and wall time, sizes interleaved step by step) and greedy tau
+at fixed k over bundled prompts, run in-process (LocalDrafter + LocalVerifier +
+`core.loop.generate`). Also times the target's 1-token and (k+1)-token forward. Writes
+vocabtrim.json + vocabtrim.md.
 
 Not a test: timings vary with the machine. Unless a trim file is given, the trim is calibrated
 on the bundled prompts NOT used for tau (held out), so tau is not measured on calibration text.
@@ -34,6 +35,8 @@ from edgespec.models.presets import LoadedModel, load_model
 from edgespec.models.prompting import encode_prompt
 from edgespec.models.vocabtrim import TrimmedHead, VocabTrim, build_vocab_trim
 
+Case = tuple[torch.nn.Module | None, int, bool]  # (head to install or None, tokens fed, draft post-processing)
+
 
 @dataclass(frozen=True)
 class TrimBenchConfig:
@@ -50,32 +53,34 @@ class TrimBenchConfig:
     threads: int = 1
 
 
-def _median_ms(step: Callable[[], None], steps: int, warmup: int) -> float:
-    times = []
-    for _ in range(warmup + steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[warmup:]) * 1e3
+def _forward(seq: KVSequence, ids: list[int], draft_post: bool) -> None:
+    """One forward of `ids` over the cached context, then roll back; with `draft_post`, plus what
+    LocalDrafter does per token with the logits row (greedy q, entropy, argmax)."""
+    row = seq.feed(ids).logits[-1]
+    if draft_post:
+        probs_from_logits(row, SamplingParams())
+        entropy(row)
+        int(row.argmax())
+    seq.rollback(len(seq.tokens))
 
 
-def forward_ms(model: torch.nn.Module, context: list[int], n: int, config: TrimBenchConfig,
-               draft_step: bool = False) -> float:
-    """Median ms of one forward of `n` tokens over a warm cache of `context`; with `draft_step`,
-    plus what LocalDrafter does per token with the logits row (greedy q, entropy, argmax)."""
-    seq = KVSequence(model, context)
-    greedy = SamplingParams()
-
-    def step() -> None:
-        row = seq.feed(context[-n:]).logits[-1]
-        if draft_step:
-            probs_from_logits(row, greedy)
-            entropy(row)
-            int(row.argmax())
-        seq.rollback(len(context))
+def interleaved_ms(model: torch.nn.Module, context: list[int], cases: dict[str, Case],
+                   config: TrimBenchConfig) -> dict[str, dict[str, float]]:
+    """Median wall and calling-thread CPU ms of each case over a warm cache of `context`; the
+    cases take turns every step, so machine noise hits all of them alike."""
+    seq, samples = KVSequence(model, context), {name: [] for name in cases}
     with torch.inference_mode():
         seq.feed(context)
-        return _median_ms(step, config.steps, config.warmup)
+        for rep in range(config.warmup + config.steps):
+            for name, (head, n, draft_post) in cases.items():
+                if head is not None:
+                    model.set_output_embeddings(head)
+                wall, cpu = time.perf_counter(), time.thread_time()
+                _forward(seq, context[-n:], draft_post)
+                if rep >= config.warmup:
+                    samples[name].append(((time.perf_counter() - wall) * 1e3, (time.thread_time() - cpu) * 1e3))
+    return {name: {"wall_ms": statistics.median(w for w, _ in runs), "cpu_ms": statistics.median(c for _, c in runs)}
+            for name, runs in samples.items()}
 
 
 async def greedy_tau(target: LoadedModel, draft: LoadedModel, prompts: list[list[int]], k: int,
@@ -110,14 +115,18 @@ def _trim(preset: str, target: LoadedModel, tau_ids: set[str], config: TrimBench
                             source=f"bundled prompts minus the tau set ({len(held_out)} prompts)")
 
 
-def _size_row(target, draft, full_head, trim, n, context, tau_prompts, config) -> dict:
-    kept = n if 0 < n < draft.vocab_size else draft.vocab_size
-    head = full_head if kept == draft.vocab_size else TrimmedHead(full_head, trim.top(kept).kept_ids)
-    draft.model.set_output_embeddings(head)
-    row = {"N": kept, "head_params": kept * full_head.in_features,
-           "draft_forward_ms": forward_ms(draft.model, context, 1, config),
-           "draft_step_ms": forward_ms(draft.model, context, 1, config, draft_step=True)}
+def _heads(full_head: torch.nn.Linear, trim: VocabTrim, sizes: tuple[int, ...], vocab: int) -> dict[int, torch.nn.Module]:
+    """N -> the draft head keeping the top N (N = vocab: the untrimmed head)."""
+    kept = sorted({n if 0 < n < vocab else vocab for n in sizes})
+    return {n: full_head if n == vocab else TrimmedHead(full_head, trim.top(n).kept_ids) for n in kept}
+
+
+def _row(n: int, head: torch.nn.Module, draft_ms: dict, target: LoadedModel, draft: LoadedModel,
+         tau_prompts: list[list[int]], config: TrimBenchConfig) -> dict:
+    row = {"N": n, "head_params": head.weight.numel(), "forward": draft_ms[f"{n} forward"],
+           "step": draft_ms[f"{n} step"]}
     if config.max_new_tokens > 0:
+        draft.model.set_output_embeddings(head)
         row |= asyncio.run(greedy_tau(target, draft, tau_prompts, config.k, config.max_new_tokens))
     return row
 
@@ -129,33 +138,37 @@ def bench_preset(preset: str, config: TrimBenchConfig) -> dict:
     tau_prompts = [encode_prompt(target.tokenizer, p.prompt) for p in tau_set]
     context = (tau_prompts[0] * config.context)[: config.context]
     trim = _trim(preset, target, {p.id for p in tau_set}, config)
-    full_head = draft.model.get_output_embeddings()
-    meta = {"target": target.name, "draft": draft.name, "vocab_size": draft.vocab_size,
-            "target_forward_ms": forward_ms(target.model, context, 1, config),
-            f"target_verify_{config.k + 1}_ms": forward_ms(target.model, context, config.k + 1, config),
-            "trim": dict(trim.build), "tau_prompts": len(tau_prompts)}
+    full_head, k = draft.model.get_output_embeddings(), config.k
+    heads = _heads(full_head, trim, config.sizes, draft.vocab_size)
+    target_ms = interleaved_ms(target.model, context, {"1 token": (None, 1, False),
+                                                       f"{k + 1} tokens": (None, k + 1, False)}, config)
     try:
-        rows = [_size_row(target, draft, full_head, trim, n, context, tau_prompts, config)
-                for n in sorted(set(config.sizes), key=lambda n: n or draft.vocab_size)]
+        draft_ms = interleaved_ms(draft.model, context, {f"{n} {kind}": (head, 1, kind == "step")
+                                                         for n, head in heads.items() for kind in ("forward", "step")}, config)
+        rows = [_row(n, head, draft_ms, target, draft, tau_prompts, config) for n, head in heads.items()]
     finally:
         draft.model.set_output_embeddings(full_head)
+    meta = {"target": target.name, "draft": draft.name, "vocab_size": draft.vocab_size, "target_ms": target_ms,
+            "trim": dict(trim.build), "tau_prompts": len(tau_prompts)}
     return {"meta": meta, "rows": rows}
 
 
 def to_markdown(preset: str, result: dict, config: TrimBenchConfig) -> str:
     meta, k = result["meta"], config.k
+    one, block = meta["target_ms"]["1 token"], meta["target_ms"][f"{k + 1} tokens"]
     lines = [f"### {preset}: target {meta['target']}; draft {meta['draft']}", "",
-             f"target forward: 1 token {meta['target_forward_ms']:.1f} ms, {k + 1} tokens "
-             f"{meta[f'target_verify_{k + 1}_ms']:.1f} ms (cache of {config.context} tokens, "
-             f"{config.threads} thread(s)); trim calibrated on: {meta['trim'].get('prompts', '?')}", "",
-             "| N | head params | draft forward ms/token | draft step ms/token | in-loop draft ms/token "
-             f"| τ (k={k}, bonus incl.) | acceptance | in-process tok/s |", "|---|---|---|---|---|---|---|---|"]
+             f"target forward, CPU ms (wall ms): 1 token {one['cpu_ms']:.1f} ({one['wall_ms']:.1f}), "
+             f"{k + 1} tokens {block['cpu_ms']:.1f} ({block['wall_ms']:.1f}); KV cache of {config.context} "
+             f"tokens. Trim calibrated on: {meta['trim'].get('prompts', '?')}", "",
+             "| N | head params | draft forward ms/token, CPU (wall) | + q, entropy, argmax | "
+             f"τ (k={k}, bonus incl.) | acceptance | in-loop draft ms/token | in-process tok/s |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        tau = (f"{r['draft_ms_per_token_in_loop']:.1f} | {r['tau']:.2f} | {r['acceptance']:.1%} | "
+        tau = (f"{r['tau']:.2f} | {r['acceptance']:.1%} | {r['draft_ms_per_token_in_loop']:.1f} | "
                f"{r['tokens_per_s']:.2f}") if "tau" in r else "— | — | — | —"
         label = f"{r['N']} (full)" if r["N"] == meta["vocab_size"] else str(r["N"])
-        lines.append(f"| {label} | {r['head_params'] / 1e6:.1f} M | {r['draft_forward_ms']:.1f} | "
-                     f"{r['draft_step_ms']:.1f} | {tau} |")
+        lines.append(f"| {label} | {r['head_params'] / 1e6:.1f} M | {r['forward']['cpu_ms']:.1f} "
+                     f"({r['forward']['wall_ms']:.1f}) | {r['step']['cpu_ms']:.1f} | {tau} |")
     return "\n".join(lines) + "\n"
 
 
@@ -164,7 +177,7 @@ def run_vocabtrim_bench(config: TrimBenchConfig, out_dir: str | pathlib.Path) ->
     torch.set_num_threads(config.threads)
     results = {preset: bench_preset(preset, config) for preset in config.presets}
     header = (f"VocabTrim: {config.per_category} prompts/category x {config.max_new_tokens} tokens, greedy, "
-              f"k={config.k}; medians of {config.steps} steps; torch {torch.__version__}, "
+              f"k={config.k}; timings: medians of {config.steps} interleaved steps, CPU time of the calling thread (wall in parentheses); torch {torch.__version__}, "
               f"{platform.machine()}, {config.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}\n\n")
     markdown = header + "\n".join(to_markdown(p, r, config) for p, r in results.items())
     out = pathlib.Path(out_dir)

@@ -13,21 +13,26 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing
 from dataclasses import replace
 
+from edgespec.core.channel import ChannelProbe
 from edgespec.core.draft_length import DraftLengthPolicy
 from edgespec.core.types import DraftPlan, Drafter, StepResult, Verifier
 
 
 async def generate(drafter: Drafter, verifier: Verifier, policy: DraftLengthPolicy,
-                   max_new_tokens: int, stop_token_ids: Collection[int] = ()) -> AsyncIterator[StepResult]:
-    """Run rounds until `max_new_tokens` are committed or a stop token is; yield each step."""
+                   max_new_tokens: int, stop_token_ids: Collection[int] = (),
+                   channel: ChannelProbe | None = None) -> AsyncIterator[StepResult]:
+    """Run rounds until `max_new_tokens` are committed or a stop token is; yield each step.
+    With `channel`, each block carries the measured link (channel-aware acceptance rules)."""
     produced = 0
     while produced < max_new_tokens:
         plan = _clip(policy.plan(), max_new_tokens - produced)               # 1. plan the round
         steps = (_server_run(drafter, verifier, plan.server_tokens) if plan.server_tokens
-                 else _speculative_round(drafter, verifier, plan))           # 2-4. draft, verify, commit
+                 else _speculative_round(drafter, verifier, plan, channel))  # 2-4. draft, verify, commit
         async with aclosing(steps):
             async for step in steps:
                 policy.observe(step)                                         # 5. learn from it
+                if channel is not None:
+                    channel.observe(step)
                 tokens, finish = _truncate(step.tokens, stop_token_ids, max_new_tokens - produced)
                 produced += len(tokens)
                 finish = finish or ("length" if produced >= max_new_tokens else None)
@@ -36,9 +41,12 @@ async def generate(drafter: Drafter, verifier: Verifier, policy: DraftLengthPoli
                     return
 
 
-async def _speculative_round(drafter: Drafter, verifier: Verifier, plan: DraftPlan) -> AsyncIterator[StepResult]:
+async def _speculative_round(drafter: Drafter, verifier: Verifier, plan: DraftPlan,
+                             channel: ChannelProbe | None) -> AsyncIterator[StepResult]:
     t0 = time.perf_counter()
     proposal = await drafter.propose(plan)                                   # 2. draft <= k tokens
+    if channel is not None:
+        proposal = replace(proposal, channel=channel.state())
     t1 = time.perf_counter()
     verdict = await verifier.verify(proposal)                                # 3. one target pass + rule
     t2 = time.perf_counter()
@@ -47,7 +55,8 @@ async def _speculative_round(drafter: Drafter, verifier: Verifier, plan: DraftPl
         tokens=committed.tokens, drafted=proposal.k, accepted=verdict.accepted, draft_ms=proposal.draft_ms,
         verify_ms=verdict.verify_ms, round_trip_ms=(t2 - t1) * 1e3, round_ms=(time.perf_counter() - t0) * 1e3,
         bytes_up=verdict.bytes_up, bytes_down=verdict.bytes_down,
-        target_forward_passes=verdict.target_forward_passes, predrafted=proposal.predrafted)
+        target_forward_passes=verdict.target_forward_passes, predrafted=proposal.predrafted,
+        relaxed_accepted=verdict.relaxed)
 
 
 async def _server_run(drafter: Drafter, verifier: Verifier, n: int) -> AsyncIterator[StepResult]:

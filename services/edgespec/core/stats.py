@@ -31,6 +31,7 @@ class SpecDecodeStats:
     predrafted_tokens: int = 0
     drafted_tokens: int = 0
     accepted_tokens: int = 0
+    relaxed_accepted: int = 0       # accepted beyond exact match (lossy rules; 0 when lossless)
     generated_tokens: int = 0
     target_forward_passes: int = 0
     bytes_up: int = 0
@@ -64,6 +65,7 @@ class SpecDecodeStats:
         self.predrafted_tokens += step.predrafted
         self.drafted_tokens += step.drafted
         self.accepted_tokens += step.accepted
+        self.relaxed_accepted += step.relaxed_accepted
         for i in range(step.accepted):
             self.per_position_accepted[i] += 1
         self.draft_ms.append(step.draft_ms)
@@ -98,7 +100,7 @@ class SpecDecodeStats:
             "tokens_per_second": self.tokens_per_second, "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down, "ttft_ms": self.ttft_ms, "total_ms": self.total_ms,
             "server_tokens": self.server_tokens, "mode_switches": self.mode_switches,
-            "predrafted_tokens": self.predrafted_tokens,
+            "predrafted_tokens": self.predrafted_tokens, "relaxed_accepted": self.relaxed_accepted,
             "draft_ms": percentiles(self.draft_ms), "verify_ms": percentiles(self.verify_ms),
             "round_trip_ms": percentiles(self.round_trip_ms),
         }

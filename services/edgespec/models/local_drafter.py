@@ -25,7 +25,7 @@ import torch
 from edgespec.core.acceptance import get_rule
 from edgespec.core.sampling import entropy, make_generator, probs_from_logits, sample
 from edgespec.core.types import (
-    Committed, DraftPlan, EntropyStop, Proposal, SessionSpec, SessionStateError, Verdict)
+    Committed, DraftPlan, EntropyStop, Proposal, SessionSpec, SessionStateError, TopQ, Verdict)
 from edgespec.models.kv_sequence import KVSequence
 
 DRAFT_STREAM = 2  # random stream id of the draft within a session seed
@@ -39,6 +39,7 @@ class Drafted:
     q: torch.Tensor          # [V] the distribution it was drawn from (q_i)
     entropy: float           # H of the temperature-1 softmax, nats
     hidden: torch.Tensor | None
+    top: tuple[torch.Tensor, torch.Tensor] | None = None  # ([n] ids, [n] probs) when asked
 
 
 class LocalDrafter:
@@ -54,6 +55,8 @@ class LocalDrafter:
         self.params = spec.params
         self.executor = executor
         self.send_hidden_states = spec.send_hidden_states
+        # top-n q for DropMatch's JS criterion (the temperature-1 softmax when drafting greedily)
+        self.top_k = spec.acceptance_params.draft_top_k if self.rule.needs(spec.acceptance_params).top_q else 0
         self.seq = KVSequence(model, list(spec.prompt_ids))
         self.generator = make_generator(spec.params.seed, DRAFT_STREAM)
         self.round = 0
@@ -111,8 +114,15 @@ class LocalDrafter:
         q = probs_from_logits(row, self.params)
         token = int(row.argmax()) if self.params.greedy else sample(q, self.generator)
         hidden = out.hidden[-1] if out.hidden is not None else None
-        self.tail.append(Drafted(token, q, float(entropy(row)), hidden))
+        self.tail.append(Drafted(token, q, float(entropy(row)), hidden, self._top(row, q)))
         return self.tail[-1]
+
+    def _top(self, row: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self.top_k:
+            return None
+        dist = torch.softmax(row.float(), dim=-1) if self.params.greedy else q
+        probs, ids = torch.topk(dist, min(self.top_k, dist.numel()))
+        return ids, probs
 
     def _propose(self, plan: DraftPlan) -> Proposal:
         if self.last is not None:
@@ -125,7 +135,8 @@ class LocalDrafter:
             q_probs=() if self.params.greedy else tuple(float(d.q[d.token]) for d in block),
             entropies=tuple(d.entropy for d in block),
             hidden_states=torch.stack([d.hidden for d in block]).half() if self.send_hidden_states and block
-            else None, correction=self.correction, draft_ms=(time.perf_counter() - start) * 1e3,
+            else None, top_q=_top_q(block) if self.top_k and block else None,
+            correction=self.correction, draft_ms=(time.perf_counter() - start) * 1e3,
             predrafted=min(reused, n))
         self.correction = None
         return self.last
@@ -153,6 +164,10 @@ class LocalDrafter:
         self.last = None
         self.round += 1
         return Committed(tokens=committed)
+
+
+def _top_q(block: list[Drafted]) -> TopQ:
+    return TopQ(indices=torch.stack([d.top[0] for d in block]), probs=torch.stack([d.top[1] for d in block]).float())
 
 
 def _block_length(tail: list[Drafted], k: int, stop: EntropyStop | None, draft_one) -> int:

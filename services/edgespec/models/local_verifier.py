@@ -1,6 +1,12 @@
 """LocalVerifier: the target side of one session in this process — prefill once, then one forward
 pass per proposal, the acceptance rule, KV rollback to the committed length. The target gRPC
 servicer wraps it; tests and single-process mode call it directly. Knows nothing about gRPC.
+
+A round is `begin` (admit + the forward pass) then `finish` (the rule, rollback, commit). Between
+the two, a `mismatch-first` semantic session lacks the draft's hidden states: `PendingBlock.missing`
+names the positions that failed exact match, whose rows the caller fetches (a second message on
+the same stream) and hands to `finish`. Rules that read the target's hidden states or LM head get
+them here, through `RuleInputs`.
 """
 
 from __future__ import annotations
@@ -9,10 +15,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 
 import torch
 
-from edgespec.core.acceptance import get_rule
+from edgespec.core.acceptance import Needs, RuleInputs, get_rule
+from edgespec.core.acceptance.semantic_score import SemanticHead
 from edgespec.core.sampling import make_generator
 from edgespec.core.types import MAX_DRAFT_TOKENS, Proposal, SessionSpec, SessionStateError, Verdict
 from edgespec.models.kv_sequence import KVSequence
@@ -20,16 +28,59 @@ from edgespec.models.kv_sequence import KVSequence
 TARGET_STREAM = 1  # random stream id of the target within a session seed
 
 
+@dataclass(frozen=True)
+class PendingBlock:
+    """A block after the target's forward pass, before the rule has decided."""
+
+    proposal: Proposal
+    logits: torch.Tensor                 # [k+1, V] at x_1..x_k and the bonus slot
+    hidden: torch.Tensor | None          # [k+1, d] post-norm, when the rule reads it
+    start: float                         # perf_counter at begin
+    missing: tuple[int, ...] = ()        # positions whose draft hidden state is still needed
+
+    def with_hidden(self, rows: torch.Tensor, d: int) -> PendingBlock:
+        """Fill the `missing` positions with `rows` [m, d]; other rows stay 0 (exact matches)."""
+        full = torch.zeros((self.proposal.k, d), dtype=torch.float16)
+        full[list(self.missing)] = rows.to(torch.float16)
+        return replace(self, proposal=replace(self.proposal, hidden_states=full), missing=())
+
+
+def check_rule_inputs(spec: SessionSpec, needs: Needs, target_hidden_size: int,
+                      head: SemanticHead | None) -> None:
+    """Refuse at session start what the rule cannot run with (ValueError names the field)."""
+    if not needs.draft_hidden:
+        return
+    if not spec.send_hidden_states:
+        raise ValueError(f"send_hidden_states: acceptance {spec.acceptance!r} needs the draft's hidden states")
+    projection = None if head is None else head.projection
+    if projection is None and spec.draft_hidden_size != target_hidden_size:
+        raise ValueError(f"draft_hidden_size: {spec.draft_hidden_size} differs from the target's "
+                         f"{target_hidden_size}; acceptance {spec.acceptance!r} needs a calibrated "
+                         "projection (a semantic head file with one: `edgespec target --semantic-head FILE`)")
+    if projection is not None and tuple(projection.shape) != (target_hidden_size, spec.draft_hidden_size):
+        raise ValueError(f"draft_hidden_size: the calibrated projection maps {projection.shape[1]} -> "
+                         f"{projection.shape[0]}, not {spec.draft_hidden_size} -> {target_hidden_size}")
+
+
 class LocalVerifier:
     """One verification session over a loaded target model (runs compute on `executor`)."""
 
     def __init__(self, model: torch.nn.Module, vocab_size: int, spec: SessionSpec,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, head: SemanticHead | None = None) -> None:
         self.rule = get_rule(spec.acceptance)
         self.rule.check(spec.params)
+        self.needs = self.rule.needs(spec.acceptance_params)
+        check_rule_inputs(spec, self.needs, int(model.config.hidden_size), head)
         self.vocab_size = vocab_size
         self.params = spec.params
-        self.hidden_size = spec.draft_hidden_size if spec.send_hidden_states else None
+        self.acceptance_params = spec.acceptance_params
+        self.head = head
+        self.lm_head = model.get_output_embeddings().weight.detach() if self.needs.target_hidden else None
+        self.mismatch_first = self.needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first"
+        self.draft_hidden_size = spec.draft_hidden_size
+        # hidden states expected inside every block (None: none, or only on request)
+        self.hidden_size = spec.draft_hidden_size if spec.send_hidden_states and not self.mismatch_first else None
+        self.pending_block = False
         self.executor = executor
         self.seq = KVSequence(model, list(spec.prompt_ids))
         self.generator = make_generator(spec.params.seed, TARGET_STREAM)
@@ -41,16 +92,27 @@ class LocalVerifier:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._prefill)
 
     async def verify(self, proposal: Proposal) -> Verdict:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._verify, proposal)
+        """One round in process: the proposal carries every input the rule reads."""
+        return await self.finish(await self.begin(proposal))
+
+    async def begin(self, proposal: Proposal) -> PendingBlock:
+        """Admit the block and run the target's forward pass over it."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._begin, proposal)
+
+    async def finish(self, pending: PendingBlock) -> Verdict:
+        """Apply the rule to a block whose `missing` hidden states have been filled in."""
+        if pending.missing:
+            raise SessionStateError("hidden_states: the block still lacks the rows the target asked for")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._finish, pending)
 
     async def autoregress(self, proposal: Proposal, n: int) -> AsyncIterator[Verdict]:
         """Server-only mode: verify the empty `proposal`, then n - 1 more target-only tokens."""
         if proposal.k or n < 1:
             raise ValueError("server_tokens: a server-only block drafts nothing and asks for >= 1 token")
         loop = asyncio.get_running_loop()
-        yield await loop.run_in_executor(self.executor, self._verify, proposal)
+        yield await self.verify(proposal)
         for _ in range(n - 1):
-            yield await loop.run_in_executor(self.executor, self._verify, Proposal(round=self.round, tokens=()))
+            yield await self.verify(Proposal(round=self.round, tokens=()))
 
     async def close(self) -> None:
         self.seq.cache = None  # free the KV cache now, not at garbage collection
@@ -66,26 +128,50 @@ class LocalVerifier:
                 self.seq.feed(self.seq.tokens[:-1])
         return (time.perf_counter() - start) * 1e3
 
-    def _verify(self, proposal: Proposal) -> Verdict:
+    def _begin(self, proposal: Proposal) -> PendingBlock:
         start = time.perf_counter()
         self._admit(proposal)
         drafts = list(proposal.tokens)
         k = len(drafts)
         with torch.inference_mode():
-            out = self.seq.feed(self.seq.pending() + drafts)
-            outcome = self.rule.verify(drafts, proposal.q_probs, out.logits[-(k + 1):],
-                                       self.params, self.generator)
+            out = self.seq.feed(self.seq.pending() + drafts, hidden=self.needs.target_hidden)
+        self.pending_block = True
+        logits = out.logits[-(k + 1):]
+        missing = ()
+        if self.mismatch_first and proposal.hidden_states is None and k:
+            mismatched = logits[:k].argmax(-1) != torch.tensor(drafts, dtype=torch.long)
+            missing = tuple(int(i) for i in torch.nonzero(mismatched).flatten())
+            if not missing:  # all exact matches: no hidden state is read
+                proposal = replace(proposal, hidden_states=torch.zeros((k, self.draft_hidden_size)))
+        hidden = out.hidden[-(k + 1):] if out.hidden is not None else None
+        return PendingBlock(proposal, logits, hidden, start, missing)
+
+    def _finish(self, pending: PendingBlock) -> Verdict:
+        proposal, drafts = pending.proposal, list(pending.proposal.tokens)
+        with torch.inference_mode():
+            outcome = self.rule.verify(drafts, proposal.q_probs, pending.logits, self.params,
+                                       self.generator, self._inputs(pending))
+        self.pending_block = False
         self.seq.rollback(len(self.seq.tokens) + outcome.accepted)
         bonus_or_correction = [] if outcome.token is None else [outcome.token]
         self.seq.commit(drafts[: outcome.accepted] + bonus_or_correction)
         self.awaiting_correction = outcome.token is None
         self.round += 1
         return Verdict(round=proposal.round, accepted=outcome.accepted, token=outcome.token,
-                       residual_p=outcome.residual_p, verify_ms=(time.perf_counter() - start) * 1e3,
-                       target_forward_passes=self.seq.forward_passes)
+                       residual_p=outcome.residual_p, verify_ms=(time.perf_counter() - pending.start) * 1e3,
+                       target_forward_passes=self.seq.forward_passes, relaxed=outcome.relaxed)
+
+    def _inputs(self, pending: PendingBlock) -> RuleInputs:
+        proposal = pending.proposal
+        draft_hidden = None if proposal.hidden_states is None else proposal.hidden_states.float()
+        return RuleInputs(params=self.acceptance_params, target_hidden=pending.hidden, lm_head=self.lm_head,
+                          draft_hidden=draft_hidden, top_q=proposal.top_q, channel=proposal.channel,
+                          head=self.head)
 
     def _admit(self, proposal: Proposal) -> None:
         """Check the proposal against the session state; apply a deferred correction."""
+        if self.pending_block:
+            raise SessionStateError(f"round: round {self.round} is still waiting for its hidden states")
         if proposal.round != self.round:
             raise SessionStateError(f"round: expected {self.round}, got {proposal.round}")
         if proposal.k > MAX_DRAFT_TOKENS:
@@ -99,6 +185,10 @@ class LocalVerifier:
             raise ValueError(f"q_probs: expected {proposal.k} values, got {len(proposal.q_probs)}")
         if any(not 0.0 < q <= 1.0 for q in proposal.q_probs):
             raise ValueError("q_probs: every q(x) must be in (0, 1]")
+        if self.needs.top_q and proposal.k and (proposal.top_q is None or proposal.top_q.probs.shape[0] != proposal.k):
+            raise ValueError(f"top_q: acceptance {self.rule.name!r} needs the draft's top-k q for each of {proposal.k} tokens")
+        if self.needs.draft_hidden and not self.mismatch_first and proposal.k and proposal.hidden_states is None:
+            raise ValueError("hidden_states: required by the session (send_hidden_states)")
         if self.awaiting_correction != (proposal.correction is not None):
             want = "requires" if self.awaiting_correction else "must not carry"
             raise SessionStateError(f"correction: round {self.round} {want} a correction token")

@@ -124,6 +124,15 @@ class DelayProxy:
         await self.stop()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """asyncio's per-connection callback; a cancellation by stop() ends it quietly (asyncio
+        would otherwise log the cancelled task as an error)."""
+        try:
+            await self._connection(client_reader, client_writer)
+        except asyncio.CancelledError:
+            if self._server is not None:
+                raise
+
+    async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         """One client connection: dial upstream, run both directions until both end or one fails."""
         task = asyncio.current_task()
         self._tasks.add(task)

@@ -13,12 +13,16 @@ from edgespec.core.types import Drafter, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
+from edgespec.v1 import draft_pb2_grpc, target_pb2
 
 
 class DraftBackend(Protocol):
     """Opens one drafting session per generation."""
 
     async def open(self, spec: SessionSpec) -> Drafter: ...
+
+    async def hidden_size(self) -> int:
+        """The draft model's hidden size d (what its hidden states upload carries)."""
 
 
 class LocalDraftBackend:
@@ -32,12 +36,22 @@ class LocalDraftBackend:
         await drafter.prefill()
         return drafter
 
+    async def hidden_size(self) -> int:
+        return self.draft.hidden_size
+
 
 class RemoteDraftBackend:
     """Drafts through a `edgespec.v1.Drafter` server."""
 
     def __init__(self, channel: grpc.aio.Channel, limits: StreamLimits) -> None:
         self.channel, self.limits = channel, limits
+        self.info: target_pb2.ModelInfo | None = None
 
     async def open(self, spec: SessionSpec) -> Drafter:
         return await RemoteDrafter.open(self.channel, spec, self.limits)
+
+    async def hidden_size(self) -> int:
+        if self.info is None:  # asked once: the draft model does not change under us
+            stub = draft_pb2_grpc.DrafterStub(self.channel)
+            self.info = await stub.Info(target_pb2.InfoRequest(), timeout=self.limits.open_timeout_s)
+        return self.info.hidden_size

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 
 from edgespec.core.acceptance import get_rule
+from edgespec.core.channel import ChannelMeter
 from edgespec.core.draft_length import DraftLengthPolicy, LinkEstimates, PolicyConfig, make_policy
 from edgespec.core.loop import generate
 from edgespec.core.stats import SpecDecodeStats
@@ -39,8 +41,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
 
     async def Generate(self, request: orchestrator_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[orchestrator_pb2.GenerateResponse]:
-        spec = self._spec(request)
+        spec = await self._with_hidden(self._spec(request))
         policy = self._policy(request)
+        rule = get_rule(spec.acceptance)
+        channel = ChannelMeter() if rule.needs(spec.acceptance_params).channel else None
         if self.live >= self.config.max_sessions:
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
         self.live += 1
@@ -48,17 +52,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         verifier = drafter = None
         try:
             verifier, drafter = await self._open_sessions(spec)
-            async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids):
+            async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids,
+                                       channel):
                 stats.observe(step)
                 finish = step.finish_reason or finish
-                chunk = orchestrator_pb2.Chunk(token_ids=list(step.tokens), text=detok.add(step.tokens))
+                chunk = orchestrator_pb2.Chunk(token_ids=list(step.tokens), text=detok.add(step.tokens),
+                                               relaxed_accepted=step.relaxed_accepted)
                 yield orchestrator_pb2.GenerateResponse(chunk=chunk)
         finally:
             self.live -= 1
             for session in (drafter, verifier):
                 if session is not None:
                     await session.close()
-        rule = get_rule(spec.acceptance)
         yield orchestrator_pb2.GenerateResponse(final=orchestrator_pb2.Final(
             text=detok.text, token_ids=detok.ids, prompt_token_ids=list(spec.prompt_ids),
             finish_reason=finish, acceptance=rule.name, lossless=rule.lossless,
@@ -89,8 +94,16 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         params = codec.sampling_from_pb(request.sampling)
         acceptance = request.acceptance or ("exact" if params.greedy else "rejection")
         get_rule(acceptance).check(params)
+        acceptance_params = codec.acceptance_params_from_pb(request.acceptance_params)
         max_new = request.max_new_tokens or self.config.default_max_new_tokens
         if max_new > self.config.max_new_tokens:
             raise ValueError(f"max_new_tokens: must be <= {self.config.max_new_tokens}, got {max_new}")
         ids = list(request.prompt_token_ids) or encode_prompt(self.tokenizer, request.prompt, request.raw)
-        return SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new)
+        return SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new,
+                           acceptance_params=acceptance_params)
+
+    async def _with_hidden(self, spec: SessionSpec) -> SessionSpec:
+        """Ask the draft for its hidden states when the session's rule reads them."""
+        if not get_rule(spec.acceptance).needs(spec.acceptance_params).draft_hidden:
+            return spec
+        return replace(spec, send_hidden_states=True, draft_hidden_size=await self.drafts.hidden_size())

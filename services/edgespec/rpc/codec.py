@@ -4,14 +4,16 @@ offending field (ValueError -> INVALID_ARGUMENT). Domain types never import the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
+from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import (MAX_DRAFT_TOKENS, Distribution, DraftPlan, EntropyStop, Proposal,
-                                  SamplingParams, SessionSpec, Verdict)
+from edgespec.core.types import (MAX_DRAFT_TOKENS, Channel, Distribution, DraftPlan, EntropyStop, Proposal,
+                                  SamplingParams, SessionSpec, TopQ, Verdict)
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
 _NUMPY = {common_pb2.DTYPE_FLOAT16: np.float16, common_pb2.DTYPE_FLOAT32: np.float32,
@@ -73,19 +75,50 @@ def distribution_from_pb(pb: common_pb2.Distribution, vocab_size: int) -> Distri
     return Distribution(vocab_size, probs, indices)
 
 
-def proposal_to_pb(p: Proposal, session_id: str) -> target_pb2.DraftBlock:
+def acceptance_params_to_pb(params: AcceptanceParams) -> common_pb2.AcceptanceParams:
+    return common_pb2.AcceptanceParams(**dataclasses.asdict(params))
+
+
+def acceptance_params_from_pb(pb: common_pb2.AcceptanceParams) -> AcceptanceParams:
+    """Unset fields take their defaults; ValueError names `acceptance_params.<field>`."""
+    names = [f.name for f in dataclasses.fields(AcceptanceParams)]
+    return AcceptanceParams(**{name: getattr(pb, name) for name in names if pb.HasField(name)})
+
+
+def top_q_from_pb(pb: common_pb2.TopProbs, k: int, vocab_size: int) -> TopQ:
+    ids = tensor_from_pb(pb.indices, "top_q.indices").long()
+    probs = tensor_from_pb(pb.probs, "top_q.probs").float()
+    if ids.dim() != 2 or ids.shape[0] != k or ids.shape != probs.shape:
+        raise ValueError(f"top_q: expected indices and probs of shape [{k}, n], got "
+                         f"{list(ids.shape)} and {list(probs.shape)}")
+    if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab_size:
+        raise ValueError(f"top_q.indices: ids must be in [0, {vocab_size})")
+    if not (bool(torch.isfinite(probs).all()) and bool((probs >= 0).all())
+            and bool((probs.sum(-1) <= 1.0 + 1e-3).all())):
+        raise ValueError("top_q.probs: probabilities must be finite, >= 0, and sum to <= 1 per row")
+    return TopQ(ids, probs)
+
+
+def proposal_to_pb(p: Proposal, session_id: str, hidden: bool = True) -> target_pb2.DraftBlock:
+    """Encode a block; `hidden` False leaves the hidden states out (mismatch-first upload)."""
     pb = target_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
                                q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms,
                                predrafted=p.predrafted)
-    if p.hidden_states is not None:
+    if hidden and p.hidden_states is not None:
         pb.hidden_states.CopyFrom(tensor_to_pb(p.hidden_states.to(torch.float16)))
+    if p.top_q is not None:
+        pb.top_q.CopyFrom(common_pb2.TopProbs(indices=tensor_to_pb(p.top_q.indices.to(torch.int32)),
+                                              probs=tensor_to_pb(p.top_q.probs.float())))
+    if p.channel is not None:
+        pb.rtt_ms, pb.uplink_bps = p.channel.rtt_ms, p.channel.uplink_bps
     if p.correction is not None:
         pb.correction = p.correction
     return pb
 
 
-def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None) -> Proposal:
-    """Decode a block; `hidden_size` is the declared draft d (None: hidden states not expected)."""
+def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None, vocab_size: int = 0) -> Proposal:
+    """Decode a block; `hidden_size` is the declared draft d (None: hidden states not expected
+    inside blocks); `vocab_size` bounds the top_q ids (0: not checked here)."""
     k = len(pb.token_ids)
     if k > MAX_DRAFT_TOKENS:
         raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {k}")
@@ -103,10 +136,23 @@ def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None) -> Prop
                              f"got {str(hidden.dtype).removeprefix('torch.')} {list(hidden.shape)}")
     elif hidden_size is not None and k:
         raise ValueError("hidden_states: required by the session (send_hidden_states)")
+    top_q = top_q_from_pb(pb.top_q, k, vocab_size or 2**31) if pb.HasField("top_q") else None
+    channel = Channel(rtt_ms=pb.rtt_ms, uplink_bps=pb.uplink_bps) if pb.HasField("rtt_ms") else None
     return Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
-                    entropies=tuple(pb.entropies), hidden_states=hidden,
+                    entropies=tuple(pb.entropies), hidden_states=hidden, top_q=top_q, channel=channel,
                     correction=pb.correction if pb.HasField("correction") else None,
                     draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k))
+
+
+def hidden_rows_from_pb(pb: target_pb2.HiddenUpload, round_: int, rows: int, hidden_size: int) -> torch.Tensor:
+    """The requested hidden states [rows, d] of a mismatch-first upload."""
+    if pb.round != round_:
+        raise ValueError(f"hidden.round: expected {round_}, got {pb.round}")
+    hidden = tensor_from_pb(pb.hidden_states, "hidden.hidden_states")
+    if tuple(hidden.shape) != (rows, hidden_size) or hidden.dtype != torch.float16:
+        raise ValueError(f"hidden.hidden_states: expected float16 [{rows}, {hidden_size}], got "
+                         f"{str(hidden.dtype).removeprefix('torch.')} {list(hidden.shape)}")
+    return hidden
 
 
 def plan_to_pb(plan: DraftPlan) -> draft_pb2.ProposeRequest:
@@ -124,7 +170,7 @@ def plan_from_pb(pb: draft_pb2.ProposeRequest) -> DraftPlan:
 
 def verdict_to_pb(v: Verdict, rounds: int, draining: bool = False) -> target_pb2.Verdict:
     pb = target_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
-                            counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
+                            relaxed_accepted=v.relaxed, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
                                                                 rounds=rounds))
     if v.token is not None:
         pb.token = v.token
@@ -139,7 +185,7 @@ def verdict_from_pb(pb: target_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
     return Verdict(round=pb.round, accepted=pb.accepted,
                    token=pb.token if pb.HasField("token") else None, residual_p=residual,
                    verify_ms=pb.verify_ms, target_forward_passes=pb.counters.forward_passes,
-                   bytes_up=bytes_up, bytes_down=bytes_down)
+                   bytes_up=bytes_up, bytes_down=bytes_down, relaxed=min(pb.relaxed_accepted, pb.accepted))
 
 
 def stats_to_pb(stats: SpecDecodeStats) -> orchestrator_pb2.GenerationStats:
@@ -153,10 +199,12 @@ def spec_to_pb(spec: SessionSpec) -> target_pb2.SessionOpen:
     return target_pb2.SessionOpen(
         prompt_token_ids=list(spec.prompt_ids), sampling=sampling_to_pb(spec.params),
         acceptance=spec.acceptance, max_new_tokens=spec.max_new_tokens,
-        send_hidden_states=spec.send_hidden_states, draft_hidden_size=spec.draft_hidden_size)
+        send_hidden_states=spec.send_hidden_states, draft_hidden_size=spec.draft_hidden_size,
+        acceptance_params=acceptance_params_to_pb(spec.acceptance_params))
 
 
 def spec_from_pb(pb: target_pb2.SessionOpen) -> SessionSpec:
     return SessionSpec(prompt_ids=tuple(pb.prompt_token_ids), params=sampling_from_pb(pb.sampling),
                        acceptance=pb.acceptance, max_new_tokens=pb.max_new_tokens,
-                       send_hidden_states=pb.send_hidden_states, draft_hidden_size=pb.draft_hidden_size)
+                       send_hidden_states=pb.send_hidden_states, draft_hidden_size=pb.draft_hidden_size,
+                       acceptance_params=acceptance_params_from_pb(pb.acceptance_params))

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import grpc
 
+import torch
+
+from edgespec.core.acceptance import get_rule
 from edgespec.core.types import Committed, DraftPlan, Proposal, SessionSpec, Verdict
 from edgespec.rpc import codec
 from edgespec.v1 import draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
@@ -72,12 +75,15 @@ class _Session:
 
 
 class RemoteVerifier:
-    """A Verifier whose target runs behind a `edgespec.v1.Verifier` server."""
+    """A Verifier whose target runs behind a `edgespec.v1.Verifier` server. For a mismatch-first
+    semantic session a block goes up without its hidden states; the rows the target asks for
+    (`hidden_request`) follow in a second message, and bytes count both exchanges."""
 
-    def __init__(self, session: _Session, opened: target_pb2.SessionOpened) -> None:
+    def __init__(self, session: _Session, opened: target_pb2.SessionOpened, mismatch_first: bool = False) -> None:
         self.session = session
         self.session_id = opened.session_id
         self.vocab_size = opened.vocab_size
+        self.mismatch_first = mismatch_first
 
     @classmethod
     async def open(cls, channel: grpc.aio.Channel, spec: SessionSpec,
@@ -86,11 +92,18 @@ class RemoteVerifier:
         session = _Session(call, limits)
         request = target_pb2.VerifierRequest(open=codec.spec_to_pb(spec))
         response, _, _ = await session.ask(request, limits.open_timeout_s)
-        return cls(session, response.opened)
+        needs = get_rule(spec.acceptance).needs(spec.acceptance_params)
+        return cls(session, response.opened,
+                   needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first")
 
     async def verify(self, proposal: Proposal) -> Verdict:
-        request = target_pb2.VerifierRequest(block=codec.proposal_to_pb(proposal, self.session_id))
-        response, up, down = await self.session.ask(request, self.session.limits.round_timeout_s)
+        block = codec.proposal_to_pb(proposal, self.session_id, hidden=not self.mismatch_first)
+        timeout = self.session.limits.round_timeout_s
+        response, up, down = await self.session.ask(target_pb2.VerifierRequest(block=block), timeout)
+        if response.HasField("hidden_request"):
+            upload = _hidden_upload(proposal, response.hidden_request)
+            response, up2, down2 = await self.session.ask(target_pb2.VerifierRequest(hidden=upload), timeout)
+            up, down = up + up2, down + down2
         return codec.verdict_from_pb(response.verdict, self.vocab_size, bytes_up=up, bytes_down=down)
 
     async def autoregress(self, proposal: Proposal, n: int) -> AsyncIterator[Verdict]:
@@ -102,6 +115,17 @@ class RemoteVerifier:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+def _hidden_upload(proposal: Proposal, request: target_pb2.HiddenRequest) -> target_pb2.HiddenUpload:
+    """The rows of `proposal`'s hidden states the target asked for."""
+    if proposal.hidden_states is None or request.round != proposal.round:
+        raise ConnectionError("upstream: the target asked for hidden states this block does not have")
+    positions = list(request.positions)
+    if any(not 0 <= i < proposal.k for i in positions):
+        raise ConnectionError(f"upstream: hidden_request positions {positions} are outside the block")
+    rows = proposal.hidden_states[torch.tensor(positions, dtype=torch.long)].to(torch.float16)
+    return target_pb2.HiddenUpload(round=proposal.round, hidden_states=codec.tensor_to_pb(rows))
 
 
 class RemoteDrafter:

@@ -9,4 +9,7 @@ from edgespec.model_service import ModelServiceConfig
 
 @dataclass(frozen=True)
 class TargetConfig(ModelServiceConfig):
-    """The target verifier service's settings: a model service with nothing to add yet."""
+    """The target verifier service's settings: a model service plus the optional calibrated
+    semantic head file (`models/semantic_head.py`) the `semantic` rule scores with."""
+
+    semantic_head: str | None = None

@@ -14,6 +14,7 @@ import grpc
 from edgespec.core.acceptance import RULES
 from edgespec.core.types import MAX_DRAFT_TOKENS, SessionSpec, SessionStateError
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.semantic_head import load_head
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionNotFound, SessionRegistry
@@ -26,6 +27,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
 
     def __init__(self, target: LoadedModel, config: TargetConfig, executor: Executor) -> None:
         self.target, self.config, self.executor = target, config, executor
+        self.head = load_head(config.semantic_head) if config.semantic_head else None
         self.sessions: SessionRegistry[LocalVerifier] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
         self.draining = False
         self.reaper: asyncio.Task | None = None
@@ -64,7 +66,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
             raise ConnectionError("open: the server is draining; open the session elsewhere")
         spec = codec.spec_from_pb(first.open)
         spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
-        verifier = LocalVerifier(self.target.model, self.target.vocab_size, spec, self.executor)
+        verifier = LocalVerifier(self.target.model, self.target.vocab_size, spec, self.executor, self.head)
         session_id = self.sessions.open(verifier)
         try:
             prefill_ms = await verifier.prefill()
@@ -72,20 +74,21 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
             async for request in request_iterator:
-                async for verdict in self._round(session_id, verifier, request, spec):
-                    yield target_pb2.VerifierResponse(verdict=verdict)
+                async for response in self._round(session_id, verifier, request, spec, request_iterator):
+                    yield response
         finally:
             await self.sessions.close(session_id)
 
     async def _round(self, session_id: str, verifier: LocalVerifier, request: target_pb2.VerifierRequest,
-                     spec: SessionSpec) -> AsyncIterator[target_pb2.Verdict]:
+                     spec: SessionSpec, requests: AsyncIterator[target_pb2.VerifierRequest],
+                     ) -> AsyncIterator[target_pb2.VerifierResponse]:
         """One verdict for a block, or `server_tokens` verdicts streamed as they are generated."""
         if not request.HasField("block"):
             raise SessionStateError("open: a session is opened once; later messages must be blocks")
         self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
-        proposal = codec.proposal_from_pb(request.block, verifier.hidden_size)
+        proposal = codec.proposal_from_pb(request.block, verifier.hidden_size, self.target.vocab_size)
         n = request.block.server_tokens
         # committed so far + the correction this block carries + up to k drafts + bonus/correction
         committed = len(verifier.seq.tokens) - len(spec.prompt_ids) + (proposal.correction is not None)
@@ -93,10 +96,21 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         if most > spec.max_new_tokens:
             raise SessionStateError(f"max_new_tokens: this block could commit up to {most} tokens, past "
                                     f"the session's max_new_tokens {spec.max_new_tokens}")
-        verdicts = verifier.autoregress(proposal, n) if n else _one(verifier.verify(proposal))
-        async for verdict in verdicts:
-            yield codec.verdict_to_pb(verdict, rounds=verifier.round, draining=self.draining)
-
-
-async def _one(awaitable):
-    yield await awaitable
+        if n:
+            async for verdict in verifier.autoregress(proposal, n):
+                yield target_pb2.VerifierResponse(verdict=codec.verdict_to_pb(
+                    verdict, rounds=verifier.round, draining=self.draining))
+            return
+        pending = await verifier.begin(proposal)
+        if pending.missing:  # mismatch-first: ask for the rows that failed exact match
+            yield target_pb2.VerifierResponse(hidden_request=target_pb2.HiddenRequest(
+                round=proposal.round, positions=list(pending.missing)))
+            upload = await anext(requests, None)
+            if upload is None or not upload.HasField("hidden"):
+                raise SessionStateError("hidden: the target asked for hidden states; send them next")
+            rows = codec.hidden_rows_from_pb(upload.hidden, proposal.round, len(pending.missing),
+                                             verifier.draft_hidden_size)
+            pending = pending.with_hidden(rows, verifier.draft_hidden_size)
+        verdict = await verifier.finish(pending)
+        yield target_pb2.VerifierResponse(verdict=codec.verdict_to_pb(verdict, rounds=verifier.round,
+                                                                      draining=self.draining))

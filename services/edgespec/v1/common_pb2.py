@@ -24,21 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gespec/v1/common.proto\x12\x0b\x65\x64gespec.v1\"H\n\x06Tensor\x12!\n\x05\x64type\x18\x01 \x01(\x0e\x32\x12.edgespec.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"`\n\x0eSamplingParams\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x42\x08\n\x06_top_p\"l\n\x0c\x44istribution\x12\x12\n\nvocab_size\x18\x01 \x01(\r\x12$\n\x07indices\x18\x02 \x01(\x0b\x32\x13.edgespec.v1.Tensor\x12\"\n\x05probs\x18\x03 \x01(\x0b\x32\x13.edgespec.v1.Tensor\"9\n\x0fSessionCounters\x12\x16\n\x0e\x66orward_passes\x18\x01 \x01(\r\x12\x0e\n\x06rounds\x18\x02 \x01(\r*U\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT16\x10\x01\x12\x11\n\rDTYPE_FLOAT32\x10\x02\x12\x0f\n\x0b\x44TYPE_INT32\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gespec/v1/common.proto\x12\x0b\x65\x64gespec.v1\"H\n\x06Tensor\x12!\n\x05\x64type\x18\x01 \x01(\x0e\x32\x12.edgespec.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"`\n\x0eSamplingParams\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x42\x08\n\x06_top_p\"l\n\x0c\x44istribution\x12\x12\n\nvocab_size\x18\x01 \x01(\r\x12$\n\x07indices\x18\x02 \x01(\x0b\x32\x13.edgespec.v1.Tensor\x12\"\n\x05probs\x18\x03 \x01(\x0b\x32\x13.edgespec.v1.Tensor\"\xf8\x03\n\x10\x41\x63\x63\x65ptanceParams\x12\x1a\n\rdropout_paths\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tdropout_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x1e\n\x11\x64ropout_criterion\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x18\n\x0b\x64raft_top_k\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1e\n\x11\x65ntropy_threshold\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x13\n\x06window\x18\x06 \x01(\rH\x05\x88\x01\x01\x12\x1f\n\x12semantic_threshold\x18\x07 \x01(\x02H\x06\x88\x01\x01\x12#\n\x16semantic_threshold_min\x18\x08 \x01(\x02H\x07\x88\x01\x01\x12\x1c\n\x0fsemantic_ref_ms\x18\t \x01(\x02H\x08\x88\x01\x01\x12\x1c\n\x0fsemantic_upload\x18\n \x01(\tH\t\x88\x01\x01\x42\x10\n\x0e_dropout_pathsB\x0c\n\n_dropout_pB\x14\n\x12_dropout_criterionB\x0e\n\x0c_draft_top_kB\x14\n\x12_entropy_thresholdB\t\n\x07_windowB\x15\n\x13_semantic_thresholdB\x19\n\x17_semantic_threshold_minB\x12\n\x10_semantic_ref_msB\x12\n\x10_semantic_upload\"T\n\x08TopProbs\x12$\n\x07indices\x18\x01 \x01(\x0b\x32\x13.edgespec.v1.Tensor\x12\"\n\x05probs\x18\x02 \x01(\x0b\x32\x13.edgespec.v1.Tensor\"9\n\x0fSessionCounters\x12\x16\n\x0e\x66orward_passes\x18\x01 \x01(\r\x12\x0e\n\x06rounds\x18\x02 \x01(\r*U\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT16\x10\x01\x12\x11\n\rDTYPE_FLOAT32\x10\x02\x12\x0f\n\x0b\x44TYPE_INT32\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgespec.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DTYPE']._serialized_start=382
-  _globals['_DTYPE']._serialized_end=467
+  _globals['_DTYPE']._serialized_start=975
+  _globals['_DTYPE']._serialized_end=1060
   _globals['_TENSOR']._serialized_start=41
   _globals['_TENSOR']._serialized_end=113
   _globals['_SAMPLINGPARAMS']._serialized_start=115
   _globals['_SAMPLINGPARAMS']._serialized_end=211
   _globals['_DISTRIBUTION']._serialized_start=213
   _globals['_DISTRIBUTION']._serialized_end=321
-  _globals['_SESSIONCOUNTERS']._serialized_start=323
-  _globals['_SESSIONCOUNTERS']._serialized_end=380
+  _globals['_ACCEPTANCEPARAMS']._serialized_start=324
+  _globals['_ACCEPTANCEPARAMS']._serialized_end=828
+  _globals['_TOPPROBS']._serialized_start=830
+  _globals['_TOPPROBS']._serialized_end=914
+  _globals['_SESSIONCOUNTERS']._serialized_start=916
+  _globals['_SESSIONCOUNTERS']._serialized_end=973
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,38 @@ class Distribution(_message.Message):
     probs: Tensor
     def __init__(self, vocab_size: _Optional[int] = ..., indices: _Optional[_Union[Tensor, _Mapping]] = ..., probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
+class AcceptanceParams(_message.Message):
+    __slots__ = ("dropout_paths", "dropout_p", "dropout_criterion", "draft_top_k", "entropy_threshold", "window", "semantic_threshold", "semantic_threshold_min", "semantic_ref_ms", "semantic_upload")
+    DROPOUT_PATHS_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_P_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_CRITERION_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOP_K_FIELD_NUMBER: _ClassVar[int]
+    ENTROPY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_THRESHOLD_MIN_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_REF_MS_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    dropout_paths: int
+    dropout_p: float
+    dropout_criterion: str
+    draft_top_k: int
+    entropy_threshold: float
+    window: int
+    semantic_threshold: float
+    semantic_threshold_min: float
+    semantic_ref_ms: float
+    semantic_upload: str
+    def __init__(self, dropout_paths: _Optional[int] = ..., dropout_p: _Optional[float] = ..., dropout_criterion: _Optional[str] = ..., draft_top_k: _Optional[int] = ..., entropy_threshold: _Optional[float] = ..., window: _Optional[int] = ..., semantic_threshold: _Optional[float] = ..., semantic_threshold_min: _Optional[float] = ..., semantic_ref_ms: _Optional[float] = ..., semantic_upload: _Optional[str] = ...) -> None: ...
+
+class TopProbs(_message.Message):
+    __slots__ = ("indices", "probs")
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    PROBS_FIELD_NUMBER: _ClassVar[int]
+    indices: Tensor
+    probs: Tensor
+    def __init__(self, indices: _Optional[_Union[Tensor, _Mapping]] = ..., probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
 class SessionCounters(_message.Message):
     __slots__ = ("forward_passes", "rounds")
     FORWARD_PASSES_FIELD_NUMBER: _ClassVar[int]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from edgespec.v1 import common_pb2 as edgespec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65\x64gespec/v1/orchestrator.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/common.proto\"\xfa\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x18\n\x10prompt_token_ids\x18\x02 \x03(\x05\x12\x0b\n\x03raw\x18\x03 \x01(\x08\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.edgespec.v1.SamplingParams\x12\x12\n\nacceptance\x18\x06 \x01(\t\x12\x14\n\x0c\x64raft_length\x18\x07 \x01(\t\x12\t\n\x01k\x18\x08 \x01(\r\x12\r\n\x05k_max\x18\t \x01(\r\x12\x11\n\tproactive\x18\n \x01(\x08\x12\x12\n\nearly_stop\x18\x0b \x01(\t\"d\n\x10GenerateResponse\x12#\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.edgespec.v1.ChunkH\x00\x12#\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x12.edgespec.v1.FinalH\x00\x42\x06\n\x04kind\"(\n\x05\x43hunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xac\x01\n\x05\x46inal\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x05\x12\x18\n\x10prompt_token_ids\x18\x03 \x03(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nacceptance\x18\x05 \x01(\t\x12\x10\n\x08lossless\x18\x06 \x01(\x08\x12+\n\x05stats\x18\x07 \x01(\x0b\x32\x1c.edgespec.v1.GenerationStats\"B\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x02\x12\x0b\n\x03p90\x18\x02 \x01(\x02\x12\x0b\n\x03p99\x18\x03 \x01(\x02\x12\x0c\n\x04mean\x18\x04 \x01(\x02\"\x98\x04\n\x0fGenerationStats\x12\x0e\n\x06rounds\x18\x01 \x01(\r\x12\x16\n\x0e\x64rafted_tokens\x18\x02 \x01(\r\x12\x17\n\x0f\x61\x63\x63\x65pted_tokens\x18\x03 \x01(\r\x12\x1c\n\x14mean_accepted_length\x18\x04 \x01(\x02\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x05 \x01(\x02\x12\x1d\n\x15per_position_accepted\x18\x06 \x03(\r\x12\x1d\n\x15target_forward_passes\x18\x07 \x01(\r\x12\x19\n\x11tokens_per_second\x18\x08 \x01(\x02\x12\x10\n\x08\x62ytes_up\x18\t \x01(\x04\x12\x12\n\nbytes_down\x18\n \x01(\x04\x12*\n\x08\x64raft_ms\x18\x0b \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12+\n\tverify_ms\x18\x0c \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12/\n\rround_trip_ms\x18\r \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12\x10\n\x08total_ms\x18\x0e \x01(\x02\x12\x18\n\x10generated_tokens\x18\x0f \x01(\r\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\x02\x12\x15\n\rserver_tokens\x18\x11 \x01(\r\x12\x15\n\rmode_switches\x18\x12 \x01(\r\x12\x19\n\x11predrafted_tokens\x18\x13 \x01(\r2Y\n\x0cOrchestrator\x12I\n\x08Generate\x12\x1c.edgespec.v1.GenerateRequest\x1a\x1d.edgespec.v1.GenerateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65\x64gespec/v1/orchestrator.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/common.proto\"\xb4\x02\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x18\n\x10prompt_token_ids\x18\x02 \x03(\x05\x12\x0b\n\x03raw\x18\x03 \x01(\x08\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.edgespec.v1.SamplingParams\x12\x12\n\nacceptance\x18\x06 \x01(\t\x12\x14\n\x0c\x64raft_length\x18\x07 \x01(\t\x12\t\n\x01k\x18\x08 \x01(\r\x12\r\n\x05k_max\x18\t \x01(\r\x12\x11\n\tproactive\x18\n \x01(\x08\x12\x12\n\nearly_stop\x18\x0b \x01(\t\x12\x38\n\x11\x61\x63\x63\x65ptance_params\x18\x0c \x01(\x0b\x32\x1d.edgespec.v1.AcceptanceParams\"d\n\x10GenerateResponse\x12#\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.edgespec.v1.ChunkH\x00\x12#\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x12.edgespec.v1.FinalH\x00\x42\x06\n\x04kind\"B\n\x05\x43hunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x18\n\x10relaxed_accepted\x18\x03 \x01(\r\"\xac\x01\n\x05\x46inal\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x05\x12\x18\n\x10prompt_token_ids\x18\x03 \x03(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nacceptance\x18\x05 \x01(\t\x12\x10\n\x08lossless\x18\x06 \x01(\x08\x12+\n\x05stats\x18\x07 \x01(\x0b\x32\x1c.edgespec.v1.GenerationStats\"B\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x02\x12\x0b\n\x03p90\x18\x02 \x01(\x02\x12\x0b\n\x03p99\x18\x03 \x01(\x02\x12\x0c\n\x04mean\x18\x04 \x01(\x02\"\xb2\x04\n\x0fGenerationStats\x12\x0e\n\x06rounds\x18\x01 \x01(\r\x12\x16\n\x0e\x64rafted_tokens\x18\x02 \x01(\r\x12\x17\n\x0f\x61\x63\x63\x65pted_tokens\x18\x03 \x01(\r\x12\x1c\n\x14mean_accepted_length\x18\x04 \x01(\x02\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x05 \x01(\x02\x12\x1d\n\x15per_position_accepted\x18\x06 \x03(\r\x12\x1d\n\x15target_forward_passes\x18\x07 \x01(\r\x12\x19\n\x11tokens_per_second\x18\x08 \x01(\x02\x12\x10\n\x08\x62ytes_up\x18\t \x01(\x04\x12\x12\n\nbytes_down\x18\n \x01(\x04\x12*\n\x08\x64raft_ms\x18\x0b \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12+\n\tverify_ms\x18\x0c \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12/\n\rround_trip_ms\x18\r \x01(\x0b\x32\x18.edgespec.v1.Percentiles\x12\x10\n\x08total_ms\x18\x0e \x01(\x02\x12\x18\n\x10generated_tokens\x18\x0f \x01(\r\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\x02\x12\x15\n\rserver_tokens\x18\x11 \x01(\r\x12\x15\n\rmode_switches\x18\x12 \x01(\r\x12\x19\n\x11predrafted_tokens\x18\x13 \x01(\r\x12\x18\n\x10relaxed_accepted\x18\x14 \x01(\r2Y\n\x0cOrchestrator\x12I\n\x08Generate\x12\x1c.edgespec.v1.GenerateRequest\x1a\x1d.edgespec.v1.GenerateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgespec.v1.orchestrator_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATEREQUEST']._serialized_start=74
-  _globals['_GENERATEREQUEST']._serialized_end=324
-  _globals['_GENERATERESPONSE']._serialized_start=326
-  _globals['_GENERATERESPONSE']._serialized_end=426
-  _globals['_CHUNK']._serialized_start=428
-  _globals['_CHUNK']._serialized_end=468
-  _globals['_FINAL']._serialized_start=471
-  _globals['_FINAL']._serialized_end=643
-  _globals['_PERCENTILES']._serialized_start=645
-  _globals['_PERCENTILES']._serialized_end=711
-  _globals['_GENERATIONSTATS']._serialized_start=714
-  _globals['_GENERATIONSTATS']._serialized_end=1250
-  _globals['_ORCHESTRATOR']._serialized_start=1252
-  _globals['_ORCHESTRATOR']._serialized_end=1341
+  _globals['_GENERATEREQUEST']._serialized_end=382
+  _globals['_GENERATERESPONSE']._serialized_start=384
+  _globals['_GENERATERESPONSE']._serialized_end=484
+  _globals['_CHUNK']._serialized_start=486
+  _globals['_CHUNK']._serialized_end=552
+  _globals['_FINAL']._serialized_start=555
+  _globals['_FINAL']._serialized_end=727
+  _globals['_PERCENTILES']._serialized_start=729
+  _globals['_PERCENTILES']._serialized_end=795
+  _globals['_GENERATIONSTATS']._serialized_start=798
+  _globals['_GENERATIONSTATS']._serialized_end=1360
+  _globals['_ORCHESTRATOR']._serialized_start=1362
+  _globals['_ORCHESTRATOR']._serialized_end=1451
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "prompt_token_ids", "raw", "max_new_tokens", "sampling", "acceptance", "draft_length", "k", "k_max", "proactive", "early_stop")
+    __slots__ = ("prompt", "prompt_token_ids", "raw", "max_new_tokens", "sampling", "acceptance", "draft_length", "k", "k_max", "proactive", "early_stop", "acceptance_params")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class GenerateRequest(_message.Message):
     K_MAX_FIELD_NUMBER: _ClassVar[int]
     PROACTIVE_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOP_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_PARAMS_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     prompt_token_ids: _containers.RepeatedScalarFieldContainer[int]
     raw: bool
@@ -31,7 +32,8 @@ class GenerateRequest(_message.Message):
     k_max: int
     proactive: bool
     early_stop: str
-    def __init__(self, prompt: _Optional[str] = ..., prompt_token_ids: _Optional[_Iterable[int]] = ..., raw: _Optional[bool] = ..., max_new_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., draft_length: _Optional[str] = ..., k: _Optional[int] = ..., k_max: _Optional[int] = ..., proactive: _Optional[bool] = ..., early_stop: _Optional[str] = ...) -> None: ...
+    acceptance_params: _common_pb2.AcceptanceParams
+    def __init__(self, prompt: _Optional[str] = ..., prompt_token_ids: _Optional[_Iterable[int]] = ..., raw: _Optional[bool] = ..., max_new_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., draft_length: _Optional[str] = ..., k: _Optional[int] = ..., k_max: _Optional[int] = ..., proactive: _Optional[bool] = ..., early_stop: _Optional[str] = ..., acceptance_params: _Optional[_Union[_common_pb2.AcceptanceParams, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("chunk", "final")
@@ -42,12 +44,14 @@ class GenerateResponse(_message.Message):
     def __init__(self, chunk: _Optional[_Union[Chunk, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("token_ids", "text")
+    __slots__ = ("token_ids", "text", "relaxed_accepted")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    RELAXED_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     text: str
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ...) -> None: ...
+    relaxed_accepted: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., relaxed_accepted: _Optional[int] = ...) -> None: ...
 
 class Final(_message.Message):
     __slots__ = ("text", "token_ids", "prompt_token_ids", "finish_reason", "acceptance", "lossless", "stats")
@@ -80,7 +84,7 @@ class Percentiles(_message.Message):
     def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ..., mean: _Optional[float] = ...) -> None: ...
 
 class GenerationStats(_message.Message):
-    __slots__ = ("rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate", "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up", "bytes_down", "draft_ms", "verify_ms", "round_trip_ms", "total_ms", "generated_tokens", "ttft_ms", "server_tokens", "mode_switches", "predrafted_tokens")
+    __slots__ = ("rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate", "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up", "bytes_down", "draft_ms", "verify_ms", "round_trip_ms", "total_ms", "generated_tokens", "ttft_ms", "server_tokens", "mode_switches", "predrafted_tokens", "relaxed_accepted")
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
     DRAFTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +104,7 @@ class GenerationStats(_message.Message):
     SERVER_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MODE_SWITCHES_FIELD_NUMBER: _ClassVar[int]
     PREDRAFTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RELAXED_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     rounds: int
     drafted_tokens: int
     accepted_tokens: int
@@ -119,4 +124,5 @@ class GenerationStats(_message.Message):
     server_tokens: int
     mode_switches: int
     predrafted_tokens: int
-    def __init__(self, rounds: _Optional[int] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., mean_accepted_length: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., per_position_accepted: _Optional[_Iterable[int]] = ..., target_forward_passes: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., bytes_up: _Optional[int] = ..., bytes_down: _Optional[int] = ..., draft_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., verify_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., round_trip_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., total_ms: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., mode_switches: _Optional[int] = ..., predrafted_tokens: _Optional[int] = ...) -> None: ...
+    relaxed_accepted: int
+    def __init__(self, rounds: _Optional[int] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., mean_accepted_length: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., per_position_accepted: _Optional[_Iterable[int]] = ..., target_forward_passes: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., bytes_up: _Optional[int] = ..., bytes_down: _Optional[int] = ..., draft_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., verify_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., round_trip_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., total_ms: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., mode_switches: _Optional[int] = ..., predrafted_tokens: _Optional[int] = ..., relaxed_accepted: _Optional[int] = ...) -> None: ...

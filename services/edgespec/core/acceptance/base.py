@@ -1,17 +1,24 @@
-"""What every acceptance rule shares: the Outcome record, the rule protocol and small helpers
-(first rejection index, residual norm(max(0, p - q))). Rules are pure functions of draft tokens,
-q(x) scalars and target logits; they never see models, sessions or the wire.
+"""What every acceptance rule shares: the Outcome record, the rule protocol, `Needs` (what a rule
+asks of the draft and the target beyond logits), `RuleInputs` (those extras for one block) and
+small helpers (first rejection index, residual norm(max(0, p - q)), the lossless base test that
+the lossy rules try first). Rules are pure functions of their inputs; they never see models,
+sessions or the wire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from edgespec.core.types import Distribution, SamplingParams
+from edgespec.core.acceptance_params import AcceptanceParams
+from edgespec.core.sampling import probs_from_logits
+from edgespec.core.types import Channel, Distribution, SamplingParams, TopQ
+
+if TYPE_CHECKING:
+    from edgespec.core.acceptance.semantic_score import SemanticHead
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,30 @@ class Outcome:
     accepted: int                           # leading draft tokens kept, 0..k
     token: int | None                       # bonus or target-chosen correction
     residual_p: Distribution | None = None  # p_j when the draft side must sample the correction
+    relaxed: int = 0                        # accepted beyond the lossless test's own prefix
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a rule reads beyond the target logits; the verifier and drafter provide exactly this."""
+
+    target_hidden: bool = False             # the target's post-norm final hidden states + LM head
+    draft_hidden: bool = False              # the draft's final hidden state per drafted token
+    top_q: bool = False                     # the draft's top-n q per drafted token
+    channel: bool = False                   # the measured link, stamped on every block
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """One block's extras for the rules that need them (see `Needs`); all optional."""
+
+    params: AcceptanceParams = AcceptanceParams()
+    target_hidden: torch.Tensor | None = None   # [k+1, d] post-norm, the LM head's input
+    lm_head: torch.Tensor | None = None         # [V, d] the target's output embeddings
+    draft_hidden: torch.Tensor | None = None    # [k, d_draft] float32
+    top_q: TopQ | None = None                   # [k, n] top-n draft probabilities
+    channel: Channel | None = None              # the link, as measured before this round
+    head: SemanticHead | None = None            # calibrated semantic head (semantic rule)
 
 
 class AcceptanceRule(Protocol):
@@ -32,6 +63,9 @@ class AcceptanceRule(Protocol):
     def check(self, params: SamplingParams) -> None:
         """Raise ValueError if the rule cannot run with these sampling params."""
 
+    def needs(self, params: AcceptanceParams) -> Needs:
+        """What this rule reads beyond logits under `params`."""
+
     def verify(
         self,
         draft_tokens: Sequence[int],        # [k]
@@ -39,6 +73,7 @@ class AcceptanceRule(Protocol):
         target_logits: torch.Tensor,        # [k+1, V] target logits at x_1..x_k and the bonus slot
         params: SamplingParams,
         generator: torch.Generator,
+        inputs: RuleInputs = RuleInputs(),
     ) -> Outcome: ...
 
     def correct(
@@ -70,3 +105,31 @@ def greedy_outcome(draft_tokens: Sequence[int], target_logits: torch.Tensor) -> 
     drafted = torch.tensor(list(draft_tokens), dtype=argmax.dtype)
     n = first_rejection(argmax[: len(drafted)] == drafted)
     return Outcome(accepted=n, token=int(argmax[n]))
+
+
+def base_accepts(draft_tokens: Sequence[int], q_probs: Sequence[float], target_logits: torch.Tensor,
+                 params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
+    """The lossless test per position, [k] bool: x_i == argmax p_i when greedy, else
+    r_i <= p_i(x_i) / q_i(x_i) (one uniform per position, drawn whatever the outcome)."""
+    k = len(draft_tokens)
+    drafted = torch.tensor(list(draft_tokens), dtype=torch.long)
+    if params.greedy:
+        return target_logits[:k].argmax(-1) == drafted
+    if len(q_probs) != k:
+        raise ValueError(f"q_probs: expected {k} values (one per draft token), got {len(q_probs)}")
+    p = probs_from_logits(target_logits[:k], params)                    # [k, V]
+    p_x = p[torch.arange(k), drafted].to(torch.float64)
+    r = torch.rand(k, generator=generator, dtype=torch.float64)
+    return r * torch.tensor(list(q_probs), dtype=torch.float64) <= p_x
+
+
+def relaxed_outcome(base: torch.Tensor, accept: torch.Tensor, target_logits: torch.Tensor,
+                    params: SamplingParams, generator: torch.Generator) -> Outcome:
+    """Commit the longest accepted prefix of `accept` [k] and the target's own token after it
+    (argmax, or a sample of p_j: a lossy rule needs no draft-side residual); `relaxed` counts
+    the accepted tokens beyond the lossless test's prefix `base` [k]."""
+    n = first_rejection(accept)
+    row = target_logits[n]
+    token = int(row.argmax()) if params.greedy else int(
+        torch.multinomial(probs_from_logits(row, params), 1, generator=generator))
+    return Outcome(accepted=n, token=token, relaxed=n - first_rejection(base))

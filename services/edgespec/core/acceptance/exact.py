@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-from edgespec.core.acceptance.base import Outcome, greedy_outcome
+from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, greedy_outcome
+from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.types import Distribution, SamplingParams
 
 
@@ -22,9 +23,12 @@ class ExactMatch:
         if not params.greedy:
             raise ValueError("acceptance 'exact' requires temperature 0; use 'rejection' to sample")
 
+    def needs(self, params: AcceptanceParams) -> Needs:
+        return Needs()
+
     def verify(self, draft_tokens: Sequence[int], q_probs: Sequence[float],
                target_logits: torch.Tensor, params: SamplingParams,
-               generator: torch.Generator) -> Outcome:
+               generator: torch.Generator, inputs: RuleInputs = RuleInputs()) -> Outcome:
         return greedy_outcome(draft_tokens, target_logits)
 
     def correct(self, residual_p: Distribution, q: torch.Tensor, generator: torch.Generator) -> int:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-from edgespec.core.acceptance.base import Outcome, first_rejection, greedy_outcome, residual
+from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, first_rejection, greedy_outcome, residual
+from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.sampling import probs_from_logits, sample
 from edgespec.core.types import Distribution, SamplingParams
 
@@ -24,9 +25,12 @@ class RejectionSampling:
     def check(self, params: SamplingParams) -> None:
         """Any valid sampling params work."""
 
+    def needs(self, params: AcceptanceParams) -> Needs:
+        return Needs()
+
     def verify(self, draft_tokens: Sequence[int], q_probs: Sequence[float],
                target_logits: torch.Tensor, params: SamplingParams,
-               generator: torch.Generator) -> Outcome:
+               generator: torch.Generator, inputs: RuleInputs = RuleInputs()) -> Outcome:
         if params.greedy:
             return greedy_outcome(draft_tokens, target_logits)
         k = len(draft_tokens)
