@@ -42,7 +42,7 @@ class KVSequence:
                          output_hidden_states=hidden)
         self.forward_passes += 1
         states = out.hidden_states[-1][0].float() if hidden else None
-        return ForwardOut(logits=out.logits[0].float(), hidden=states)
+        return ForwardOut(logits=out.logits[0].float().cpu(), hidden=states)
 
     def rollback(self, length: int) -> None:
         """Drop cached positions beyond `length` (crop takes a negative count; crop(-0) would wipe)."""
