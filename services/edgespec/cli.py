@@ -1,7 +1,8 @@
 """The `edgespec` console script: subcommands map 1:1 to the services' frozen configs.
 `target`, `draft`, `orchestrator` serve; `generate` talks to an SDK endpoint; `demo` runs the
 main job end to end; `bench` benchmarks against Hugging Face peers; `netproxy` emulates a slow
-link; `vocabtrim` builds / benchmarks a trimmed draft vocabulary. Errors: one line, exit 1.
+link; `vocabtrim` builds / benchmarks a trimmed draft vocabulary; `calibrate` fits the
+`semantic` rule's logistic head. Errors: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -170,6 +171,11 @@ def _run_vocabtrim(a: argparse.Namespace) -> int:
     return run_vocabtrim(a)
 
 
+def _run_calibrate(a: argparse.Namespace) -> int:
+    from edgespec.bench.calibrate import run_calibrate
+    return run_calibrate(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgespec", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", default="WARNING")
@@ -184,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "netproxy": (run_netproxy, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
         "vocabtrim": (_run_vocabtrim, "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
         "sim": (run_sim_command, "device and edge as two network namespaces: shaped link, real servers, sweeps"),
+        "calibrate": (_run_calibrate, "fit the `semantic` rule's logistic head on the bundled prompts"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (func, _) in commands.items():
@@ -217,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_vocabtrim_flags(parsers["vocabtrim"])
     add_netproxy_flags(parsers["netproxy"])
     add_sim_flags(parsers["sim"])
+    from edgespec.bench.calibrate import add_calibrate_flags
+    add_calibrate_flags(parsers["calibrate"])
     return parser
 
 
