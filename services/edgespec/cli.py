@@ -176,6 +176,14 @@ def _run_calibrate(a: argparse.Namespace) -> int:
     return run_calibrate(a)
 
 
+def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
+    _server_flags(orch, 50053)
+    _orchestrator_flags(orch)
+    orch.add_argument("--draft", required=True, help="draft service HOST:PORT")
+    orch.add_argument("--tokenizer", default="smollm2", help="model spec whose tokenizer to use")
+    orch.add_argument("--max-sessions", type=int, default=16)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgespec", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", default="WARNING")
@@ -204,12 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="serve only the Drafter service, not the SDK endpoint")
     parsers["draft"].add_argument("--vocab-trim", default=None,
                                   help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
-    orch = parsers["orchestrator"]
-    _server_flags(orch, 50053)
-    _orchestrator_flags(orch)
-    orch.add_argument("--draft", required=True, help="draft service HOST:PORT")
-    orch.add_argument("--tokenizer", default="smollm2", help="model spec whose tokenizer to use")
-    orch.add_argument("--max-sessions", type=int, default=16)
+    _standalone_orchestrator_flags(parsers["orchestrator"])
     gen = parsers["generate"]
     _generate_flags(gen)
     gen.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
