@@ -30,6 +30,8 @@ class SweepPolicy:
 
 def sweep_policies(fixed_ks: list[int], k_max: int) -> list[SweepPolicy]:
     fixed = [SweepPolicy(f"fixed k={k}", {"draft_length": "fixed", "k": k}) for k in fixed_ks]
+    middle = sorted(fixed_ks)[len(fixed_ks) // 2]
+    fixed.append(SweepPolicy(f"fixed k={middle}+proactive", {"draft_length": "fixed", "k": middle, "proactive": True}))
     adaptive = {"heuristic": {"draft_length": "heuristic", "k": 3},
                 "adaedl": {"draft_length": "adaedl"}, "svip": {"draft_length": "svip"},
                 "auto": {"draft_length": "auto", "k": 3},

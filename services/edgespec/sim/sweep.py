@@ -77,7 +77,7 @@ def grid_policies(cfg: SweepConfig, ks: tuple[int, ...] | None = None) -> list[S
     chosen = []
     for name in cfg.policies:
         match = [p for p in known if p.label == name or (name == "server" and p.label == SERVER_LABEL)
-                 or (name == "fixed" and p.label.startswith("fixed k="))]
+                 or (name == "fixed" and p.label.startswith("fixed k=") and "+" not in p.label)]
         if not match:
             raise ValueError(f"unknown policy {name!r}; expected fixed, heuristic, adaedl, svip, auto, "
                              "auto+proactive or server")
