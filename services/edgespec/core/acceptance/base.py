@@ -123,6 +123,18 @@ def base_accepts(draft_tokens: Sequence[int], q_probs: Sequence[float], target_l
     return r * torch.tensor(list(q_probs), dtype=torch.float64) <= p_x
 
 
+def relax_after_lossless(draft_tokens: Sequence[int], q_probs: Sequence[float], target_logits: torch.Tensor,
+                         params: SamplingParams, generator: torch.Generator, relax) -> Outcome:
+    """The lossy rules' shape: run the lossless test, then let `relax(start)` -> [k - start] bool
+    accept more from its first rejection `start` on; commit via `relaxed_outcome`."""
+    base = base_accepts(draft_tokens, q_probs, target_logits, params, generator)     # [k]
+    start = first_rejection(base)
+    accept = base.clone()
+    if start < len(draft_tokens):
+        accept[start:] |= relax(start)
+    return relaxed_outcome(base, accept, target_logits, params, generator)
+
+
 def relaxed_outcome(base: torch.Tensor, accept: torch.Tensor, target_logits: torch.Tensor,
                     params: SamplingParams, generator: torch.Generator) -> Outcome:
     """Commit the longest accepted prefix of `accept` [k] and the target's own token after it

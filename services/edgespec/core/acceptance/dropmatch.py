@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, base_accepts, first_rejection, relaxed_outcome
+from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, relax_after_lossless
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.types import Distribution, SamplingParams, TopQ
 
@@ -87,13 +87,8 @@ class DropMatch:
     def verify(self, draft_tokens: Sequence[int], q_probs: Sequence[float],
                target_logits: torch.Tensor, params: SamplingParams,
                generator: torch.Generator, inputs: RuleInputs = RuleInputs()) -> Outcome:
-        k = len(draft_tokens)
-        base = base_accepts(draft_tokens, q_probs, target_logits, params, generator)     # [k]
-        start = first_rejection(base)
-        accept = base.clone()
-        if start < k:
-            accept[start:] |= self._dropout_accepts(draft_tokens, start, inputs, generator)
-        return relaxed_outcome(base, accept, target_logits, params, generator)
+        return relax_after_lossless(draft_tokens, q_probs, target_logits, params, generator,
+                                    lambda start: self._dropout_accepts(draft_tokens, start, inputs, generator))
 
     def _dropout_accepts(self, draft_tokens: Sequence[int], start: int, inputs: RuleInputs,
                          generator: torch.Generator) -> torch.Tensor:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, base_accepts, first_rejection, relaxed_outcome
+from edgespec.core.acceptance.base import Needs, Outcome, RuleInputs, relax_after_lossless
 from edgespec.core.acceptance.semantic_score import features, round_cost_ms, threshold, training_free_score
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.types import Distribution, SamplingParams
@@ -39,13 +39,9 @@ class Semantic:
     def verify(self, draft_tokens: Sequence[int], q_probs: Sequence[float],
                target_logits: torch.Tensor, params: SamplingParams,
                generator: torch.Generator, inputs: RuleInputs = RuleInputs()) -> Outcome:
-        k = len(draft_tokens)
-        base = base_accepts(draft_tokens, q_probs, target_logits, params, generator)     # [k]
-        start = first_rejection(base)
-        accept = base.clone()
-        if start < k:
-            accept[start:] |= scores(draft_tokens, target_logits, inputs, start) >= block_threshold(inputs, k)
-        return relaxed_outcome(base, accept, target_logits, params, generator)
+        return relax_after_lossless(
+            draft_tokens, q_probs, target_logits, params, generator,
+            lambda start: scores(draft_tokens, target_logits, inputs, start) >= block_threshold(inputs, len(draft_tokens)))
 
     def correct(self, residual_p: Distribution, q: torch.Tensor, generator: torch.Generator) -> int:
         raise ValueError("acceptance 'semantic' never defers the correction to the draft side")
