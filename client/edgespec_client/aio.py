@@ -28,6 +28,7 @@ from .client import (
     expect_result,
 )
 from .errors import from_rpc_error
+from .tracing import GenerateTrace
 from .types import Chunk, GenerateOptions, GenerationResult
 
 _Event = Chunk | GenerationResult
@@ -112,15 +113,30 @@ class AsyncClient:
         """
         request = convert.build_request(prompt, **options)
         deadline = Deadline(self.timeout if timeout is None else timeout)
-        return AsyncGenerationStream(self._events(request, deadline))
+        return AsyncGenerationStream(self._traced(request, deadline))
+
+    async def _traced(
+        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline
+    ) -> AsyncGenerator[_Event, None]:
+        traced = GenerateTrace(request)  # a `generate` span when OpenTelemetry is configured
+        try:
+            async for event in self._events(request, deadline, traced.metadata):
+                if isinstance(event, GenerationResult):
+                    traced.finished(event)
+                yield event
+        except Exception as exc:
+            traced.failed(exc)
+            raise
+        finally:
+            traced.end()
 
     async def _events(
-        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline
+        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline, metadata: tuple = ()
     ) -> AsyncGenerator[_Event, None]:
         attempt = 0
         while True:
             received = 0
-            call = self._stub.Generate(request, timeout=deadline.remaining())
+            call = self._stub.Generate(request, timeout=deadline.remaining(), metadata=metadata or None)
             try:
                 async for response in call:
                     received += 1

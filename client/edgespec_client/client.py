@@ -19,6 +19,7 @@ from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 from . import convert
 from .errors import EdgespecError, ProtocolError, from_rpc_error
+from .tracing import GenerateTrace
 from .types import Chunk, GenerateOptions, GenerationResult
 
 DEFAULT_TIMEOUT = 120.0
@@ -175,15 +176,29 @@ class Client:
         """
         request = convert.build_request(prompt, **options)
         deadline = Deadline(self.timeout if timeout is None else timeout)
-        return GenerationStream(self._events(request, deadline))
+        return GenerationStream(self._traced(request, deadline))
+
+    def _traced(
+        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline
+    ) -> Generator[Chunk, None, GenerationResult]:
+        traced = GenerateTrace(request)  # a `generate` span when OpenTelemetry is configured
+        try:
+            result = yield from self._events(request, deadline, traced.metadata)
+            traced.finished(result)
+            return result
+        except Exception as exc:
+            traced.failed(exc)
+            raise
+        finally:
+            traced.end()
 
     def _events(
-        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline
+        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline, metadata: tuple = ()
     ) -> Generator[Chunk, None, GenerationResult]:
         attempt = 0
         while True:
             received = 0
-            call = self._stub.Generate(request, timeout=deadline.remaining())
+            call = self._stub.Generate(request, timeout=deadline.remaining(), metadata=metadata or None)
             try:
                 for response in call:
                     received += 1

@@ -2,7 +2,8 @@
 `target`, `draft`, `orchestrator` serve; `generate` talks to an SDK endpoint; `demo` runs the
 main job end to end; `bench` benchmarks against Hugging Face peers; `netproxy` emulates a slow
 link; `vocabtrim` builds / benchmarks a trimmed draft vocabulary; `calibrate` fits the
-`semantic` rule's logistic head. Errors: one line, exit 1.
+`semantic` rule's logistic head; `trace-sink`, `trace-report` and `watch` are the offline
+observability tools. Errors: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.sim.cli import add_sim_flags, run_sim_command
 from edgespec.target.config import TargetConfig
+from edgespec.telemetry.options import TelemetryOptions
 
 DEFAULT_TARGET_PORT, DEFAULT_DRAFT_PORT = 50051, 50052
 
@@ -31,6 +33,22 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--keepalive-time", type=float, default=20.0, help="keepalive ping interval, s")
     p.add_argument("--keepalive-timeout", type=float, default=5.0, help="keepalive ack timeout, s")
     p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
+
+
+def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
+    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (off by default)")
+    if feed:
+        p.add_argument("--feed-publish", default=None, metavar="ADDRESS",
+                       help="publish one event per round on this ZMQ PUB address, e.g. tcp://127.0.0.1:5557 "
+                       "(off by default; `edgespec watch ADDRESS` shows it)")
+        p.add_argument("--feed-hwm", type=int, default=1000, help="feed events queued per subscriber before "
+                       "new ones are dropped")
+
+
+def telemetry_options(a: argparse.Namespace) -> TelemetryOptions:
+    return TelemetryOptions(metrics_listen=a.metrics_listen, feed_publish=getattr(a, "feed_publish", None),
+                            feed_hwm=getattr(a, "feed_hwm", 1000))
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -69,7 +87,7 @@ def server_options(a: argparse.Namespace) -> ServerOptions:
 def _model_service(a: argparse.Namespace) -> dict:
     return {"model": a.model, "dtype": a.dtype, "device": a.device, "threads": a.threads,
             "max_sessions": a.max_sessions, "idle_ttl_s": a.idle_ttl, "max_prompt_tokens": a.max_prompt_tokens,
-            "max_new_tokens": a.max_new_tokens, "server": server_options(a)}
+            "max_new_tokens": a.max_new_tokens, "server": server_options(a), "telemetry": telemetry_options(a)}
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
@@ -80,7 +98,7 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
         default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
-        session_timeout_s=a.session_timeout, server=server_options(a))
+        session_timeout_s=a.session_timeout, server=server_options(a), telemetry=telemetry_options(a))
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
@@ -153,7 +171,13 @@ def acceptance_params(pairs: list[str]) -> dict:
 
 def _run_generate(a: argparse.Namespace) -> int:
     from edgespec.console import run_generate
-    return run_generate(a.server, a.prompt, generate_options(a), as_json=a.json, timeout=a.timeout)
+    from edgespec.telemetry.tracing import setup_tracing
+    tracing = setup_tracing("edgespec-cli", instrument_grpc=False)  # the SDK's `generate` span, if OTEL_* asks
+    try:
+        return run_generate(a.server, a.prompt, generate_options(a), as_json=a.json, timeout=a.timeout)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 def _run_demo(a: argparse.Namespace) -> int:
@@ -174,6 +198,21 @@ def _run_vocabtrim(a: argparse.Namespace) -> int:
 def _run_calibrate(a: argparse.Namespace) -> int:
     from edgespec.bench.calibrate import run_calibrate
     return run_calibrate(a)
+
+
+def _run_trace_sink(a: argparse.Namespace) -> int:
+    from edgespec.telemetry.trace_sink import run_trace_sink
+    return run_trace_sink(a)
+
+
+def _run_trace_report(a: argparse.Namespace) -> int:
+    from edgespec.telemetry.trace_report import run_trace_report
+    return run_trace_report(a)
+
+
+def _run_watch(a: argparse.Namespace) -> int:
+    from edgespec.telemetry.watch import run_watch
+    return run_watch(a)
 
 
 def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
@@ -199,11 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
         "vocabtrim": (_run_vocabtrim, "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
         "sim": (run_sim_command, "device and edge as two network namespaces: shaped link, real servers, sweeps"),
         "calibrate": (_run_calibrate, "fit the `semantic` rule's logistic head on the bundled prompts"),
+        "trace-sink": (_run_trace_sink, "OTLP/gRPC receiver appending the spans it gets to a JSONL file"),
+        "trace-report": (_run_trace_report, "spans JSONL -> Chrome-trace JSON (Perfetto) + an HTML report"),
+        "watch": (_run_watch, "live terminal view of an orchestrator's round feed (--feed-publish)"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (func, _) in commands.items():
         parsers[name].set_defaults(func=func)
     _target_flags(parsers["target"])
+    _telemetry_flags(parsers["target"], feed=False)
+    _telemetry_flags(parsers["draft"], feed=True)
+    _telemetry_flags(parsers["orchestrator"], feed=True)
     _server_flags(parsers["draft"], DEFAULT_DRAFT_PORT)
     _model_flags(parsers["draft"])
     _orchestrator_flags(parsers["draft"])
@@ -229,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_flags(parsers["sim"])
     from edgespec.bench.calibrate import add_calibrate_flags
     add_calibrate_flags(parsers["calibrate"])
+    from edgespec.telemetry.trace_sink import add_trace_sink_flags
+    add_trace_sink_flags(parsers["trace-sink"])
+    from edgespec.telemetry.trace_report import add_trace_report_flags
+    add_trace_report_flags(parsers["trace-report"])
+    from edgespec.telemetry.watch import add_watch_flags
+    add_watch_flags(parsers["watch"])
     return parser
 
 

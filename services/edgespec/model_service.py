@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgespec.rpc.server import ServerOptions
+from edgespec.telemetry.options import TelemetryOptions
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ModelServiceConfig:
     max_prompt_tokens: int = 4096
     max_new_tokens: int = 4096
     server: ServerOptions = field(default_factory=ServerOptions)
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:

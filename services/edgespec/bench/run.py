@@ -38,6 +38,9 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
                    help="quality of each acceptance rule vs target-only greedy output instead (--k: the ks)")
     p.add_argument("--answers", type=int, default=None, help="first N exact-answer items for --quality (default all)")
     p.add_argument("--systems", nargs="+", default=None, help="--quality: rule configurations to run (default all)")
+    p.add_argument("--telemetry", action="store_true",
+                   help="measure telemetry overhead: tracing/metrics/feed off vs on (telemetry.json/.md)")
+    p.add_argument("--telemetry-rounds", type=int, default=20000, help="--telemetry: synthetic rounds per observer")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ def run_bench(a: argparse.Namespace) -> int:
     if a.quality:
         from edgespec.bench.quality import run_quality
         return run_quality(a)
+    if a.telemetry:
+        from edgespec.bench.telemetry_overhead import run_telemetry_bench
+        return run_telemetry_bench(a)
     import torch
 
     from edgespec.bench.prompts import load_prompts

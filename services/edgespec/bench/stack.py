@@ -9,19 +9,22 @@ from contextlib import asynccontextmanager
 
 
 @asynccontextmanager
-async def loopback_stack(target, draft, link=None) -> AsyncIterator:
-    """Start both servers over the loaded `target`/`draft`; yield an AsyncClient; stop them all."""
+async def loopback_stack(target, draft, link=None, telemetry: tuple | None = None) -> AsyncIterator:
+    """Start both servers over the loaded `target`/`draft`; yield an AsyncClient; stop them all.
+    `telemetry`: the (target, draft) Telemetry objects to use instead of the default ones."""
     from edgespec.draft.config import DraftConfig
     from edgespec.draft.serve import start_draft
     from edgespec.orchestrator.config import OrchestratorConfig
     from edgespec.target.config import TargetConfig
     from edgespec.target.serve import start_target
     from edgespec_client import AsyncClient
-    target_running, target_servicer = await start_target(TargetConfig(), target)
+    target_telemetry, draft_telemetry = telemetry or (None, None)
+    target_running, target_servicer = await start_target(TargetConfig(), target, target_telemetry)
     draft_server = None
     try:
         draft_server = await start_draft(
-            DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address), link=link), draft)
+            DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address), link=link), draft,
+            draft_telemetry)
         async with AsyncClient(draft_server.running.address, timeout=3600) as client:
             yield client
     finally:

@@ -17,7 +17,6 @@ import pathlib
 import platform
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch

@@ -17,6 +17,8 @@ from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
 from edgespec.rpc.server import RunningServer, start_server
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.tracing import setup_tracing
 from edgespec.v1 import draft_pb2, draft_pb2_grpc, orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class DraftServer:
 
     async def shutdown(self) -> None:
         await self.drafter.shutdown()
+        self.drafter.telemetry.close()
         if self.target_channel is not None:
             await self.target_channel.close()
         if self.link_proxy is not None:
@@ -50,19 +53,23 @@ async def start_link_proxy(config: DraftConfig) -> DelayProxy | None:
     return proxy
 
 
-async def start_draft(config: DraftConfig, draft: LoadedModel | None = None) -> DraftServer:
-    """Start a draft server (loading the model unless `draft` is given)."""
+async def start_draft(config: DraftConfig, draft: LoadedModel | None = None,
+                      telemetry: Telemetry | None = None) -> DraftServer:
+    """Start a draft server (loading the model unless `draft` is given; telemetry from the config
+    unless `telemetry` is given)."""
     draft = draft or load_model(config.model, "draft", dtype=config.dtype, device=config.device,
                                 vocab_trim=config.vocab_trim)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
-    drafter = DrafterServicer(draft, config, executor)
+    telemetry = telemetry or Telemetry(config.telemetry)
+    drafter = DrafterServicer(draft, config, executor, telemetry)
     orchestrator, channel, link_proxy = None, None, await start_link_proxy(config)
     if config.embed_orchestrator:
         orchestrator_config = config.orchestrator
         if link_proxy is not None:  # the orchestrator dials the target through the emulated link
             orchestrator_config = replace(orchestrator_config, target=link_proxy.address)
         orchestrator, channel = orchestrator_servicer(
-            orchestrator_config, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor))
+            orchestrator_config, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor, telemetry),
+            telemetry)
 
     def register(server) -> list[str]:
         draft_pb2_grpc.add_DrafterServicer_to_server(drafter, server)
@@ -70,13 +77,14 @@ async def start_draft(config: DraftConfig, draft: LoadedModel | None = None) -> 
             return [DRAFTER_SERVICE]
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(orchestrator, server)
         return [DRAFTER_SERVICE, ORCHESTRATOR_SERVICE]
-    running = await start_server(config.server, register)
+    running = await start_server(config.server, register, telemetry.metrics.count_error)
     drafter.start()
     return DraftServer(running, drafter, channel, link_proxy)
 
 
 async def serve(config: DraftConfig) -> None:
     set_threads(config.threads)
+    tracing = setup_tracing("edgespec-draft")
     server = await start_draft(config)
     log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
              config.orchestrator.target, f" via emulated link: {config.link.describe()}" if config.link else "")
@@ -84,3 +92,5 @@ async def serve(config: DraftConfig) -> None:
         await server.running.wait_for_signal()
     finally:
         await server.shutdown()
+        if tracing is not None:
+            tracing.shutdown()  # flush the spans still batched

@@ -18,16 +18,19 @@ from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionRegistry
+from edgespec.telemetry.observed_drafter import traced_propose
+from edgespec.telemetry.runtime import Telemetry
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2
 
 
 class DrafterServicer(draft_pb2_grpc.DrafterServicer):
     """Serves drafting sessions over one loaded draft model."""
 
-    def __init__(self, draft: LoadedModel, config: DraftConfig, executor: Executor) -> None:
-        self.draft, self.config, self.executor = draft, config, executor
+    def __init__(self, draft: LoadedModel, config: DraftConfig, executor: Executor, telemetry: Telemetry) -> None:
+        self.draft, self.config, self.executor, self.telemetry = draft, config, executor, telemetry
         self.sessions: SessionRegistry[LocalDrafter] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
         self.reaper: asyncio.Task | None = None
+        telemetry.metrics.live_sessions.labels(service="draft").set_function(lambda: len(self.sessions))
 
     def start(self) -> None:
         self.reaper = asyncio.create_task(self.sessions.reap_forever())
@@ -68,7 +71,8 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
                       request: draft_pb2.DrafterRequest) -> draft_pb2.DrafterResponse:
         kind = request.WhichOneof("kind")
         if kind == "propose":
-            proposal = await drafter.propose(codec.plan_from_pb(request.propose))
+            plan = codec.plan_from_pb(request.propose)
+            proposal = await traced_propose(drafter, plan, self.telemetry, self.draft.name, session_id)
             return draft_pb2.DrafterResponse(block=codec.proposal_to_pb(proposal, session_id))
         if kind == "commit":
             verdict = codec.verdict_from_pb(request.commit, self.draft.vocab_size)

@@ -35,8 +35,9 @@ class PendingBlock:
     proposal: Proposal
     logits: torch.Tensor                 # [k+1, V] at x_1..x_k and the bonus slot
     hidden: torch.Tensor | None          # [k+1, d] post-norm, when the rule reads it
-    start: float                         # perf_counter at begin
+    start: float                         # perf_counter when the forward pass started
     missing: tuple[int, ...] = ()        # positions whose draft hidden state is still needed
+    queue_ms: float = 0.0                # wait for the model thread before the forward pass
 
     def with_hidden(self, rows: torch.Tensor, d: int) -> PendingBlock:
         """Fill the `missing` positions with `rows` [m, d]; other rows stay 0 (exact matches)."""
@@ -97,7 +98,9 @@ class LocalVerifier:
 
     async def begin(self, proposal: Proposal) -> PendingBlock:
         """Admit the block and run the target's forward pass over it."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._begin, proposal)
+        submitted = time.perf_counter()
+        pending = await asyncio.get_running_loop().run_in_executor(self.executor, self._begin, proposal)
+        return replace(pending, queue_ms=max(0.0, pending.start - submitted) * 1e3)
 
     async def finish(self, pending: PendingBlock) -> Verdict:
         """Apply the rule to a block whose `missing` hidden states have been filled in."""
@@ -109,7 +112,6 @@ class LocalVerifier:
         """Server-only mode: verify the empty `proposal`, then n - 1 more target-only tokens."""
         if proposal.k or n < 1:
             raise ValueError("server_tokens: a server-only block drafts nothing and asks for >= 1 token")
-        loop = asyncio.get_running_loop()
         yield await self.verify(proposal)
         for _ in range(n - 1):
             yield await self.verify(Proposal(round=self.round, tokens=()))
@@ -159,7 +161,8 @@ class LocalVerifier:
         self.round += 1
         return Verdict(round=proposal.round, accepted=outcome.accepted, token=outcome.token,
                        residual_p=outcome.residual_p, verify_ms=(time.perf_counter() - pending.start) * 1e3,
-                       target_forward_passes=self.seq.forward_passes, relaxed=outcome.relaxed)
+                       target_forward_passes=self.seq.forward_passes, relaxed=outcome.relaxed,
+                       queue_ms=pending.queue_ms)
 
     def _inputs(self, pending: PendingBlock) -> RuleInputs:
         proposal = pending.proposal

@@ -13,6 +13,8 @@ from edgespec.core.types import Drafter, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
+from edgespec.telemetry.observed_drafter import ObservedDrafter
+from edgespec.telemetry.runtime import Telemetry
 from edgespec.v1 import draft_pb2_grpc, target_pb2
 
 
@@ -26,15 +28,16 @@ class DraftBackend(Protocol):
 
 
 class LocalDraftBackend:
-    """Drafts with a model loaded in this process, on its own model thread."""
+    """Drafts with a model loaded in this process, on its own model thread (each proposal a
+    `draft` span and a metrics sample of the process's telemetry)."""
 
-    def __init__(self, draft: LoadedModel, executor: Executor) -> None:
-        self.draft, self.executor = draft, executor
+    def __init__(self, draft: LoadedModel, executor: Executor, telemetry: Telemetry) -> None:
+        self.draft, self.executor, self.telemetry = draft, executor, telemetry
 
     async def open(self, spec: SessionSpec) -> Drafter:
         drafter = LocalDrafter(self.draft.model, spec, self.executor)
         await drafter.prefill()
-        return drafter
+        return ObservedDrafter(drafter, self.telemetry, self.draft.name)
 
     async def hidden_size(self) -> int:
         return self.draft.hidden_size

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from edgespec.core.draft_length import POLICIES
 from edgespec.rpc.server import ServerOptions
+from edgespec.telemetry.options import TelemetryOptions
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class OrchestratorConfig:
     round_timeout_s: float = 60.0
     session_timeout_s: float = 3600.0
     server: ServerOptions = field(default_factory=ServerOptions)
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= 32:

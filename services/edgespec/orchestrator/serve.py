@@ -13,6 +13,8 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.servicer import OrchestratorServicer
 from edgespec.rpc.remote import StreamLimits
 from edgespec.rpc.server import RunningServer, channel_options, start_server
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.tracing import setup_tracing
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -20,32 +22,40 @@ ORCHESTRATOR_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrato
 
 
 def orchestrator_servicer(config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
-                          drafts: DraftBackend) -> tuple[OrchestratorServicer, grpc.aio.Channel]:
+                          drafts: DraftBackend, telemetry: Telemetry) -> tuple[OrchestratorServicer, grpc.aio.Channel]:
     """An orchestrator servicer and the target channel it owns (create on the serving loop)."""
     channel = grpc.aio.insecure_channel(config.target, options=channel_options(config.server))
-    return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts), channel
+    return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts, telemetry), channel
 
 
-async def start_orchestrator(config: OrchestratorConfig) -> tuple[RunningServer, list[grpc.aio.Channel]]:
+async def start_orchestrator(config: OrchestratorConfig, telemetry: Telemetry | None = None,
+                             ) -> tuple[RunningServer, list[grpc.aio.Channel]]:
     if not config.draft:
         raise ValueError("draft: a standalone orchestrator needs --draft HOST:PORT of a draft service")
+    telemetry = telemetry or Telemetry(config.telemetry)
     tokenizer = load_tokenizer(config.tokenizer)
     draft_channel = grpc.aio.insecure_channel(config.draft, options=channel_options(config.server))
     limits = StreamLimits(session_timeout_s=config.session_timeout_s, round_timeout_s=config.round_timeout_s)
     servicer, target_channel = orchestrator_servicer(
-        config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits))
+        config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits),
+        telemetry)
 
     def register(server) -> list[str]:
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)
         return [ORCHESTRATOR_SERVICE]
-    return await start_server(config.server, register), [draft_channel, target_channel]
+    return await start_server(config.server, register, telemetry.metrics.count_error), [draft_channel, target_channel]
 
 
 async def serve(config: OrchestratorConfig) -> None:
-    running, channels = await start_orchestrator(config)
+    tracing = setup_tracing("edgespec-orchestrator")
+    telemetry = Telemetry(config.telemetry)
+    running, channels = await start_orchestrator(config, telemetry)
     log.info("orchestrator ready on %s (draft %s, target %s)", running.address, config.draft, config.target)
     try:
         await running.wait_for_signal()
     finally:
         for channel in channels:
             await channel.close()
+        telemetry.close()
+        if tracing is not None:
+            tracing.shutdown()

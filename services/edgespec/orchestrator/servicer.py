@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from edgespec.core.acceptance import get_rule
 from edgespec.core.channel import ChannelMeter
@@ -24,6 +26,8 @@ from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
 from edgespec.rpc import codec
 from edgespec.rpc.remote import RemoteVerifier, StreamLimits
 from edgespec.rpc.sessions import SessionLimitError
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.tracing import context_from
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 
@@ -31,12 +35,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     """Drives speculative decoding for SDK requests."""
 
     def __init__(self, config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
-                 target_channel: grpc.aio.Channel, drafts: DraftBackend) -> None:
+                 target_channel: grpc.aio.Channel, drafts: DraftBackend, telemetry: Telemetry) -> None:
         self.config, self.tokenizer, self.eos_token_ids = config, tokenizer, eos_token_ids
-        self.target_channel, self.drafts = target_channel, drafts
+        self.target_channel, self.drafts, self.telemetry = target_channel, drafts, telemetry
         self.limits = StreamLimits(session_timeout_s=config.session_timeout_s,
                                    round_timeout_s=config.round_timeout_s)
         self.live = 0
+        telemetry.metrics.live_sessions.labels(service="orchestrator").set_function(lambda: self.live)
         self.link = LinkEstimates()  # one draft->target link: learned once, used by every request
 
     async def Generate(self, request: orchestrator_pb2.GenerateRequest,
@@ -49,18 +54,27 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
         self.live += 1
         stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
-        verifier = drafter = None
+        observer = self.telemetry.session(_parent_context(context), {
+            "edgespec.rule": rule.name, "edgespec.lossless": rule.lossless, "edgespec.prompt_tokens":
+            len(spec.prompt_ids), "edgespec.policy": request.draft_length or self.config.default_policy,
+            "edgespec.max_new_tokens": spec.max_new_tokens}, rule.name, rule.lossless)
+        verifier = drafter = error = None
         try:
             verifier, drafter = await self._open_sessions(spec)
+            observer.bind(verifier.session_id)
             async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids,
-                                       channel):
+                                       channel, observer):
                 stats.observe(step)
                 finish = step.finish_reason or finish
                 chunk = orchestrator_pb2.Chunk(token_ids=list(step.tokens), text=detok.add(step.tokens),
                                                relaxed_accepted=step.relaxed_accepted)
                 yield orchestrator_pb2.GenerateResponse(chunk=chunk)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self.live -= 1
+            observer.finish(stats, finish, error)
             for session in (drafter, verifier):
                 if session is not None:
                     await session.close()
@@ -107,3 +121,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if not get_rule(spec.acceptance).needs(spec.acceptance_params).draft_hidden:
             return spec
         return replace(spec, send_hidden_states=True, draft_hidden_size=await self.drafts.hidden_size())
+
+
+def _parent_context(context: grpc.aio.ServicerContext) -> Context | None:
+    """The caller's trace: the gRPC instrumentation's RPC span when it is on (it is current),
+    else the W3C context the SDK sent in the call metadata."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    return context_from({key: value for key, value in context.invocation_metadata() or ()
+                         if isinstance(value, str)})

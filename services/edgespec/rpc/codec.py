@@ -103,7 +103,7 @@ def proposal_to_pb(p: Proposal, session_id: str, hidden: bool = True) -> target_
     """Encode a block; `hidden` False leaves the hidden states out (mismatch-first upload)."""
     pb = target_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
                                q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms,
-                               predrafted=p.predrafted)
+                               predrafted=p.predrafted, trace_context=p.trace_context)
     if hidden and p.hidden_states is not None:
         pb.hidden_states.CopyFrom(tensor_to_pb(p.hidden_states.to(torch.float16)))
     if p.top_q is not None:
@@ -141,7 +141,7 @@ def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None, vocab_s
     return Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
                     entropies=tuple(pb.entropies), hidden_states=hidden, top_q=top_q, channel=channel,
                     correction=pb.correction if pb.HasField("correction") else None,
-                    draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k))
+                    draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k), trace_context=dict(pb.trace_context))
 
 
 def hidden_rows_from_pb(pb: target_pb2.HiddenUpload, round_: int, rows: int, hidden_size: int) -> torch.Tensor:
@@ -156,7 +156,7 @@ def hidden_rows_from_pb(pb: target_pb2.HiddenUpload, round_: int, rows: int, hid
 
 
 def plan_to_pb(plan: DraftPlan) -> draft_pb2.ProposeRequest:
-    pb = draft_pb2.ProposeRequest(k=plan.k, ahead=plan.ahead)
+    pb = draft_pb2.ProposeRequest(k=plan.k, ahead=plan.ahead, trace_context=plan.trace_context)
     if plan.stop is not None:
         pb.stop_entropy, pb.stop_keep_trigger = plan.stop.max_entropy, plan.stop.keep_trigger
     return pb
@@ -165,12 +165,12 @@ def plan_to_pb(plan: DraftPlan) -> draft_pb2.ProposeRequest:
 def plan_from_pb(pb: draft_pb2.ProposeRequest) -> DraftPlan:
     """Decode a propose request (ValueError names k, ahead or stop_entropy)."""
     stop = (EntropyStop(pb.stop_entropy, pb.stop_keep_trigger) if pb.HasField("stop_entropy") else None)
-    return DraftPlan(k=pb.k, stop=stop, ahead=pb.ahead)
+    return DraftPlan(k=pb.k, stop=stop, ahead=pb.ahead, trace_context=dict(pb.trace_context))
 
 
 def verdict_to_pb(v: Verdict, rounds: int, draining: bool = False) -> target_pb2.Verdict:
     pb = target_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
-                            relaxed_accepted=v.relaxed, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
+                            relaxed_accepted=v.relaxed, queue_ms=v.queue_ms, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
                                                                 rounds=rounds))
     if v.token is not None:
         pb.token = v.token
@@ -185,7 +185,8 @@ def verdict_from_pb(pb: target_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
     return Verdict(round=pb.round, accepted=pb.accepted,
                    token=pb.token if pb.HasField("token") else None, residual_p=residual,
                    verify_ms=pb.verify_ms, target_forward_passes=pb.counters.forward_passes,
-                   bytes_up=bytes_up, bytes_down=bytes_down, relaxed=min(pb.relaxed_accepted, pb.accepted))
+                   bytes_up=bytes_up, bytes_down=bytes_down, relaxed=min(pb.relaxed_accepted, pb.accepted),
+                   queue_ms=pb.queue_ms)
 
 
 def stats_to_pb(stats: SpecDecodeStats) -> orchestrator_pb2.GenerationStats:

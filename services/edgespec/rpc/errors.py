@@ -34,7 +34,12 @@ class _Malformed:
 MALFORMED = _Malformed()
 
 
+ErrorHook = Callable[[str, str], None]  # (method, status code name) of every error answered
+
+
 def status_of(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code()
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
@@ -65,14 +70,16 @@ def _guard(deserializer: Callable | None) -> Callable | None:
     return deserialize
 
 
-async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
+async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext,
+                   malformed: Callable[[], None]) -> AsyncIterator:
     async for request in requests:
         if request is MALFORMED:
+            malformed()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
         yield request
 
 
-def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook) -> grpc.RpcMethodHandler:
     """Wrap whichever behaviour the handler has with decode checks and status mapping."""
     if handler.unary_unary or handler.unary_stream:
         name = "unary_unary" if handler.unary_unary else "unary_stream"
@@ -81,10 +88,18 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     inner = getattr(handler, name)
     streaming_request, streaming_response = name.startswith("stream"), name.endswith("stream")
 
+    def malformed() -> None:
+        on_error(method, grpc.StatusCode.INVALID_ARGUMENT.name)
+
+    async def fail(exc: Exception, context) -> None:
+        on_error(method, status_of(exc).name)
+        await abort_for(exc, context)
+
     async def prepare(request, context):
         if streaming_request:
-            return _checked(request, context)
+            return _checked(request, context, malformed)
         if request is MALFORMED:
+            malformed()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
         return request
 
@@ -100,7 +115,7 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
-                await abort_for(exc, context)
+                await fail(exc, context)
     else:
         async def behaviour(request, context):
             try:
@@ -108,13 +123,21 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
-                await abort_for(exc, context)
+                await fail(exc, context)
     return handler._replace(request_deserializer=_guard(handler.request_deserializer), **{name: behaviour})
 
 
+def _ignore(method: str, code: str) -> None:
+    pass
+
+
 class StatusInterceptor(grpc.aio.ServerInterceptor):
-    """Maps exceptions to status codes and malformed bytes to INVALID_ARGUMENT for every RPC."""
+    """Maps exceptions to status codes and malformed bytes to INVALID_ARGUMENT for every RPC;
+    `on_error` hears of each error answered (the errors-by-code metric)."""
+
+    def __init__(self, on_error: ErrorHook = _ignore) -> None:
+        self.on_error = on_error
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        return None if handler is None else _wrap(handler)
+        return None if handler is None else _wrap(handler, handler_call_details.method, self.on_error)

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgespec.rpc.errors import StatusInterceptor
+from edgespec.rpc.errors import ErrorHook, StatusInterceptor
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 << 20
@@ -91,9 +91,12 @@ class RunningServer:
         signalled.cancel()
 
 
-async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server], Sequence[str]]) -> RunningServer:
-    """Build, register (`register` adds servicers, returns their full names) and start a server."""
-    server = grpc.aio.server(interceptors=[StatusInterceptor()], options=_server_options(opts))
+async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server], Sequence[str]],
+                       on_error: ErrorHook | None = None) -> RunningServer:
+    """Build, register (`register` adds servicers, returns their full names) and start a server;
+    `on_error` hears of every error status it answers (metrics)."""
+    interceptor = StatusInterceptor(on_error) if on_error else StatusInterceptor()
+    server = grpc.aio.server(interceptors=[interceptor], options=_server_options(opts))
     services = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

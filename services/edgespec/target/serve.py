@@ -10,31 +10,38 @@ from edgespec.models.presets import load_model
 from edgespec.rpc.server import RunningServer, start_server
 from edgespec.target.config import TargetConfig
 from edgespec.target.servicer import VerifierServicer
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.tracing import setup_tracing
 from edgespec.v1 import target_pb2, target_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE = target_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
 
 
-async def start_target(config: TargetConfig, target=None) -> tuple[RunningServer, VerifierServicer]:
-    """Start a target server (loading the model unless `target` is given)."""
+async def start_target(config: TargetConfig, target=None,
+                       telemetry: Telemetry | None = None) -> tuple[RunningServer, VerifierServicer]:
+    """Start a target server (loading the model unless `target` is given; telemetry from the
+    config unless `telemetry` is given)."""
     target = target or load_model(config.model, "target", dtype=config.dtype, device=config.device)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-model")
-    servicer = VerifierServicer(target, config, executor)
+    servicer = VerifierServicer(target, config, executor, telemetry or Telemetry(config.telemetry))
 
     def register(server) -> list[str]:
         target_pb2_grpc.add_VerifierServicer_to_server(servicer, server)
         return [SERVICE]
-    running = await start_server(config.server, register)
+    running = await start_server(config.server, register, servicer.telemetry.metrics.count_error)
     servicer.start()
     return running, servicer
 
 
 async def serve(config: TargetConfig) -> None:
     set_threads(config.threads)
+    tracing = setup_tracing("edgespec-target")
     running, servicer = await start_target(config)
     log.info("target %s ready on %s", servicer.target.name, running.address)
     try:
         await running.wait_for_signal(servicer.drain)
     finally:
         await servicer.shutdown()
+        if tracing is not None:
+            tracing.shutdown()  # flush the spans still batched

@@ -19,18 +19,24 @@ from edgespec.models.presets import LoadedModel
 from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionNotFound, SessionRegistry
 from edgespec.target.config import TargetConfig
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.spans import mark_error
+from edgespec.telemetry.tracing import context_from
 from edgespec.v1 import common_pb2, target_pb2, target_pb2_grpc
 
 
 class VerifierServicer(target_pb2_grpc.VerifierServicer):
     """Serves verification sessions over one loaded target model."""
 
-    def __init__(self, target: LoadedModel, config: TargetConfig, executor: Executor) -> None:
+    def __init__(self, target: LoadedModel, config: TargetConfig, executor: Executor,
+                 telemetry: Telemetry | None = None) -> None:
         self.target, self.config, self.executor = target, config, executor
+        self.telemetry = telemetry or Telemetry()
         self.head = load_head(config.semantic_head) if config.semantic_head else None
         self.sessions: SessionRegistry[LocalVerifier] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
         self.draining = False
         self.reaper: asyncio.Task | None = None
+        self.telemetry.metrics.live_sessions.labels(service="target").set_function(lambda: len(self.sessions))
 
     def start(self) -> None:
         """Start reaping idle sessions (call on the server's event loop)."""
@@ -49,6 +55,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
             self.reaper.cancel()
         await self.sessions.close_all()
         self.executor.shutdown(wait=False)
+        self.telemetry.close()
 
     async def Info(self, request, context) -> target_pb2.ModelInfo:
         return target_pb2.ModelInfo(
@@ -89,7 +96,38 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
         proposal = codec.proposal_from_pb(request.block, verifier.hidden_size, self.target.vocab_size)
-        n = request.block.server_tokens
+        attributes = {"edgespec.round": proposal.round, "edgespec.session": session_id, "edgespec.k": proposal.k,
+                      "edgespec.rule": spec.acceptance, "edgespec.target_model": self.target.name,
+                      "edgespec.server_tokens": request.block.server_tokens}
+        # the `verify` span ends with the block's last verdict, before it goes down the wire
+        span = self.telemetry.tracer.start_span("verify", context=context_from(proposal.trace_context),
+                                                attributes=attributes)
+        verdicts_left = max(1, request.block.server_tokens)
+        try:
+            async for response in self._answer(verifier, proposal, request.block.server_tokens, spec, requests):
+                if response.HasField("verdict"):
+                    self._observe(span, response.verdict)
+                    verdicts_left -= 1
+                    if not verdicts_left:
+                        span.end()
+                yield response
+        except Exception as exc:
+            mark_error(span, exc)
+            raise
+        finally:
+            if verdicts_left:
+                span.end()
+
+    def _observe(self, span, verdict: target_pb2.Verdict) -> None:
+        """A verdict's numbers into the `verify` span and the target's metrics."""
+        metrics = self.telemetry.metrics
+        metrics.verify_seconds.observe(verdict.verify_ms / 1e3)
+        metrics.verify_queue_seconds.observe(verdict.queue_ms / 1e3)
+        span.set_attributes({"edgespec.accepted": verdict.accepted, "edgespec.verify_ms": verdict.verify_ms,
+                             "edgespec.queue_ms": verdict.queue_ms})
+
+    async def _answer(self, verifier: LocalVerifier, proposal, n: int, spec: SessionSpec,
+                      requests: AsyncIterator[target_pb2.VerifierRequest]) -> AsyncIterator[target_pb2.VerifierResponse]:
         # committed so far + the correction this block carries + up to k drafts + bonus/correction
         committed = len(verifier.seq.tokens) - len(spec.prompt_ids) + (proposal.correction is not None)
         most = committed + max(proposal.k + 1, n)

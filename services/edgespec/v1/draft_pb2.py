@@ -25,21 +25,25 @@ _sym_db = _symbol_database.Default()
 from edgespec.v1 import target_pb2 as edgespec_dot_v1_dot_target__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65\x64gespec/v1/draft.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/target.proto\"\x9a\x01\n\x0e\x44rafterRequest\x12(\n\x04open\x18\x01 \x01(\x0b\x32\x18.edgespec.v1.SessionOpenH\x00\x12.\n\x07propose\x18\x02 \x01(\x0b\x32\x1b.edgespec.v1.ProposeRequestH\x00\x12&\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x14.edgespec.v1.VerdictH\x00\x42\x06\n\x04kind\"\x9e\x01\n\x0f\x44rafterResponse\x12,\n\x06opened\x18\x01 \x01(\x0b\x32\x1a.edgespec.v1.SessionOpenedH\x00\x12(\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.edgespec.v1.DraftBlockH\x00\x12+\n\tcommitted\x18\x03 \x01(\x0b\x32\x16.edgespec.v1.CommittedH\x00\x42\x06\n\x04kind\"q\n\x0eProposeRequest\x12\t\n\x01k\x18\x01 \x01(\r\x12\x19\n\x0cstop_entropy\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x19\n\x11stop_keep_trigger\x18\x03 \x01(\x08\x12\r\n\x05\x61head\x18\x04 \x01(\rB\x0f\n\r_stop_entropy\"\x1e\n\tCommitted\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x32\x8d\x01\n\x07\x44rafter\x12H\n\x07Session\x12\x1b.edgespec.v1.DrafterRequest\x1a\x1c.edgespec.v1.DrafterResponse(\x01\x30\x01\x12\x38\n\x04Info\x12\x18.edgespec.v1.InfoRequest\x1a\x16.edgespec.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65\x64gespec/v1/draft.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/target.proto\"\x9a\x01\n\x0e\x44rafterRequest\x12(\n\x04open\x18\x01 \x01(\x0b\x32\x18.edgespec.v1.SessionOpenH\x00\x12.\n\x07propose\x18\x02 \x01(\x0b\x32\x1b.edgespec.v1.ProposeRequestH\x00\x12&\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x14.edgespec.v1.VerdictH\x00\x42\x06\n\x04kind\"\x9e\x01\n\x0f\x44rafterResponse\x12,\n\x06opened\x18\x01 \x01(\x0b\x32\x1a.edgespec.v1.SessionOpenedH\x00\x12(\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.edgespec.v1.DraftBlockH\x00\x12+\n\tcommitted\x18\x03 \x01(\x0b\x32\x16.edgespec.v1.CommittedH\x00\x42\x06\n\x04kind\"\xec\x01\n\x0eProposeRequest\x12\t\n\x01k\x18\x01 \x01(\r\x12\x19\n\x0cstop_entropy\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x19\n\x11stop_keep_trigger\x18\x03 \x01(\x08\x12\r\n\x05\x61head\x18\x04 \x01(\r\x12\x44\n\rtrace_context\x18\x05 \x03(\x0b\x32-.edgespec.v1.ProposeRequest.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_stop_entropy\"\x1e\n\tCommitted\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x32\x8d\x01\n\x07\x44rafter\x12H\n\x07Session\x12\x1b.edgespec.v1.DrafterRequest\x1a\x1c.edgespec.v1.DrafterResponse(\x01\x30\x01\x12\x38\n\x04Info\x12\x18.edgespec.v1.InfoRequest\x1a\x16.edgespec.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgespec.v1.draft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROPOSEREQUEST_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_PROPOSEREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_DRAFTERREQUEST']._serialized_start=67
   _globals['_DRAFTERREQUEST']._serialized_end=221
   _globals['_DRAFTERRESPONSE']._serialized_start=224
   _globals['_DRAFTERRESPONSE']._serialized_end=382
-  _globals['_PROPOSEREQUEST']._serialized_start=384
-  _globals['_PROPOSEREQUEST']._serialized_end=497
-  _globals['_COMMITTED']._serialized_start=499
-  _globals['_COMMITTED']._serialized_end=529
-  _globals['_DRAFTER']._serialized_start=532
-  _globals['_DRAFTER']._serialized_end=673
+  _globals['_PROPOSEREQUEST']._serialized_start=385
+  _globals['_PROPOSEREQUEST']._serialized_end=621
+  _globals['_PROPOSEREQUEST_TRACECONTEXTENTRY']._serialized_start=553
+  _globals['_PROPOSEREQUEST_TRACECONTEXTENTRY']._serialized_end=604
+  _globals['_COMMITTED']._serialized_start=623
+  _globals['_COMMITTED']._serialized_end=653
+  _globals['_DRAFTER']._serialized_start=656
+  _globals['_DRAFTER']._serialized_end=797
 # @@protoc_insertion_point(module_scope)

@@ -28,16 +28,25 @@ class DrafterResponse(_message.Message):
     def __init__(self, opened: _Optional[_Union[_target_pb2.SessionOpened, _Mapping]] = ..., block: _Optional[_Union[_target_pb2.DraftBlock, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("k", "stop_entropy", "stop_keep_trigger", "ahead")
+    __slots__ = ("k", "stop_entropy", "stop_keep_trigger", "ahead", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     K_FIELD_NUMBER: _ClassVar[int]
     STOP_ENTROPY_FIELD_NUMBER: _ClassVar[int]
     STOP_KEEP_TRIGGER_FIELD_NUMBER: _ClassVar[int]
     AHEAD_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     k: int
     stop_entropy: float
     stop_keep_trigger: bool
     ahead: int
-    def __init__(self, k: _Optional[int] = ..., stop_entropy: _Optional[float] = ..., stop_keep_trigger: _Optional[bool] = ..., ahead: _Optional[int] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, k: _Optional[int] = ..., stop_entropy: _Optional[float] = ..., stop_keep_trigger: _Optional[bool] = ..., ahead: _Optional[int] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Committed(_message.Message):
     __slots__ = ("token_ids",)

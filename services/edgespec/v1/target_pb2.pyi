@@ -74,7 +74,14 @@ class SessionOpened(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., prefill_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
 
 class DraftBlock(_message.Message):
-    __slots__ = ("session_id", "round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms", "server_tokens", "predrafted", "top_q", "rtt_ms", "uplink_bps")
+    __slots__ = ("session_id", "round", "token_ids", "q_probs", "entropies", "hidden_states", "correction", "draft_ms", "server_tokens", "predrafted", "top_q", "rtt_ms", "uplink_bps", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +95,7 @@ class DraftBlock(_message.Message):
     TOP_Q_FIELD_NUMBER: _ClassVar[int]
     RTT_MS_FIELD_NUMBER: _ClassVar[int]
     UPLINK_BPS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     round: int
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -101,10 +109,11 @@ class DraftBlock(_message.Message):
     top_q: _common_pb2.TopProbs
     rtt_ms: float
     uplink_bps: float
-    def __init__(self, session_id: _Optional[str] = ..., round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., predrafted: _Optional[int] = ..., top_q: _Optional[_Union[_common_pb2.TopProbs, _Mapping]] = ..., rtt_ms: _Optional[float] = ..., uplink_bps: _Optional[float] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, session_id: _Optional[str] = ..., round: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., q_probs: _Optional[_Iterable[float]] = ..., entropies: _Optional[_Iterable[float]] = ..., hidden_states: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., correction: _Optional[int] = ..., draft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., predrafted: _Optional[int] = ..., top_q: _Optional[_Union[_common_pb2.TopProbs, _Mapping]] = ..., rtt_ms: _Optional[float] = ..., uplink_bps: _Optional[float] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("round", "accepted", "token", "residual_p", "verify_ms", "counters", "draining", "relaxed_accepted")
+    __slots__ = ("round", "accepted", "token", "residual_p", "verify_ms", "counters", "draining", "relaxed_accepted", "queue_ms")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +122,7 @@ class Verdict(_message.Message):
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     RELAXED_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     round: int
     accepted: int
     token: int
@@ -121,7 +131,8 @@ class Verdict(_message.Message):
     counters: _common_pb2.SessionCounters
     draining: bool
     relaxed_accepted: int
-    def __init__(self, round: _Optional[int] = ..., accepted: _Optional[int] = ..., token: _Optional[int] = ..., residual_p: _Optional[_Union[_common_pb2.Distribution, _Mapping]] = ..., verify_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., draining: _Optional[bool] = ..., relaxed_accepted: _Optional[int] = ...) -> None: ...
+    queue_ms: float
+    def __init__(self, round: _Optional[int] = ..., accepted: _Optional[int] = ..., token: _Optional[int] = ..., residual_p: _Optional[_Union[_common_pb2.Distribution, _Mapping]] = ..., verify_ms: _Optional[float] = ..., counters: _Optional[_Union[_common_pb2.SessionCounters, _Mapping]] = ..., draining: _Optional[bool] = ..., relaxed_accepted: _Optional[int] = ..., queue_ms: _Optional[float] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ()

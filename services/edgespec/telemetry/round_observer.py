@@ -1,0 +1,133 @@
+"""SessionObserver: the core loop's RoundObserver for one generation in the orchestrator. Per
+round it opens a `round` span (child of the generation's `session` span) whose W3C context the
+loop sends inside the round's messages, updates the Prometheus metrics, and publishes one event
+on the live feed. Spans are started and ended explicitly, never made "current": the loop is an
+async generator and its rounds span yields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.types import DraftPlan, StepResult
+from edgespec.telemetry.feed import RoundEvent, RoundFeed
+from edgespec.telemetry.metrics import ServiceMetrics
+from edgespec.telemetry.spans import mark_error, span_scope
+from edgespec.telemetry.tracing import carrier_of
+
+
+@dataclass
+class _Totals:
+    """What a round committed, summed over its steps (a server-only run has one per token)."""
+
+    tokens: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    relaxed: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    draft_ms: float = 0.0
+    verify_ms: float = 0.0
+    queue_ms: float = 0.0
+    round_trip_ms: float = 0.0
+    network_ms: float = 0.0
+    round_ms: float = 0.0
+    server: bool = False
+
+    def add(self, step: StepResult) -> None:
+        self.tokens += len(step.tokens)
+        self.drafted += step.drafted
+        self.accepted += step.accepted
+        self.relaxed += step.relaxed_accepted
+        self.bytes_up += step.bytes_up
+        self.bytes_down += step.bytes_down
+        self.draft_ms += step.draft_ms
+        self.verify_ms += step.verify_ms
+        self.queue_ms += step.queue_ms
+        self.round_trip_ms += step.round_trip_ms
+        self.network_ms += step.network_ms
+        self.round_ms += step.round_ms
+        self.server = step.server
+
+    def step(self) -> StepResult:
+        return StepResult(tokens=(0,) * self.tokens, drafted=self.drafted, accepted=self.accepted,
+                          draft_ms=self.draft_ms, verify_ms=self.verify_ms, round_trip_ms=self.round_trip_ms,
+                          round_ms=self.round_ms, bytes_up=self.bytes_up, bytes_down=self.bytes_down,
+                          target_forward_passes=0, server=self.server, relaxed_accepted=self.relaxed,
+                          queue_ms=self.queue_ms)
+
+
+@dataclass
+class _RoundScope:
+    span: trace.Span
+    metrics: ServiceMetrics
+    rule: str
+    carrier: dict[str, str]
+    totals: _Totals = field(default_factory=_Totals)
+
+    def mark(self, event: str) -> None:
+        self.span.add_event(event)
+
+    def record(self, step: StepResult) -> None:
+        self.totals.add(step)
+        self.metrics.observe_round(step, self.rule)
+
+
+class SessionObserver:
+    """Rounds of one generation -> spans, metrics and feed events."""
+
+    def __init__(self, session_span: trace.Span, tracer: trace.Tracer, metrics: ServiceMetrics,
+                 feed: RoundFeed | None, rule: str, lossless: bool) -> None:
+        self.session_span, self.tracer, self.metrics, self.feed = session_span, tracer, metrics, feed
+        self.rule, self.lossless = rule, lossless
+        self.session_id = ""
+        self.rounds = 0
+
+    def bind(self, session_id: str) -> None:
+        """Name the generation by its target session id (shared by the spans of every service)."""
+        self.session_id = session_id
+        self.session_span.set_attribute("edgespec.session", session_id)
+
+    def finish(self, stats: SpecDecodeStats, finish_reason: str, error: BaseException | None) -> None:
+        """End the `session` span with the generation's totals (or its error)."""
+        if error is not None:
+            mark_error(self.session_span, error)
+        else:
+            self.metrics.observe_generation(stats, finish_reason)
+        self.session_span.set_attributes({
+            "edgespec.generated_tokens": stats.generated_tokens, "edgespec.rounds": stats.rounds,
+            "edgespec.tau": stats.mean_accepted_length, "edgespec.finish_reason": finish_reason if error is None
+            else "error", "edgespec.server_tokens": stats.server_tokens})
+        self.session_span.end()
+
+    @contextmanager
+    def round(self, plan: DraftPlan) -> Iterator[_RoundScope]:
+        attributes = {"edgespec.round": self.rounds, "edgespec.session": self.session_id,
+                      "edgespec.rule": self.rule, "edgespec.lossless": self.lossless}
+        with span_scope(self.tracer, "round", trace.set_span_in_context(self.session_span), attributes) as span:
+            scope = _RoundScope(span, self.metrics, self.rule, carrier_of(span))
+            try:
+                yield scope
+            finally:
+                self._report(scope)
+
+    def _report(self, scope: _RoundScope) -> None:
+        t = scope.totals
+        scope.span.set_attributes({
+            "edgespec.k": t.drafted, "edgespec.accepted": t.accepted, "edgespec.tokens": t.tokens,
+            "edgespec.bytes_up": t.bytes_up, "edgespec.bytes_down": t.bytes_down, "net.rtt_ms": t.network_ms,
+            "edgespec.draft_ms": t.draft_ms, "edgespec.verify_ms": t.verify_ms, "edgespec.queue_ms": t.queue_ms,
+            "edgespec.round_trip_ms": t.round_trip_ms, "edgespec.server": t.server,
+            "edgespec.relaxed_accepted": t.relaxed})
+        if self.feed is not None and t.tokens:
+            event = RoundEvent.from_step(self.session_id, self.rounds, t.step(), self.rule, self.lossless,
+                                         rtt_ms=t.network_ms)
+            dropped = self.feed.dropped
+            self.feed.publish(event, scope.carrier)
+            self.metrics.feed_dropped.inc(self.feed.dropped - dropped)
+        self.rounds += 1

@@ -1,0 +1,325 @@
+"""`edgespec trace-report`: read the span JSONL that `edgespec trace-sink` writes, rebuild every
+session's rounds (time split, k, accepted, tokens, RTT) and write a Chrome trace plus a static HTML
+report. It reads one file and writes two; it is not a collector, speaks no OTLP, and never splits a
+number the spans do not split (an unsplit round trip is reported as "network", never halved).
+
+Time split of a round (contract; both hosts on one clock): draft compute = the draft span;
+uplink = verify.start - event verify_sent; queue = edgespec.queue_ms at the start of the verify span;
+verify compute = edgespec.verify_ms; downlink = event verdict_received - verify.end. Without the verify
+span or the events, the round's attributes fill in and net.rtt_ms stays one "network" part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+# part -> label, in the order a round runs; "network" only when uplink/downlink are unknown
+PART_LABELS = {"draft": "draft compute", "uplink": "uplink", "queue": "queue", "verify": "verify compute",
+               "downlink": "downlink", "network": "network (unsplit RTT)"}
+REQUIRED = {"trace_id": str, "span_id": str, "name": str, "start_ns": int, "end_ns": int}
+OPTIONAL = {"parent_span_id": (str, type(None)), "kind": str, "service": str, "status": str,
+            "attributes": dict, "events": list}
+MS = 1_000_000  # ns per ms
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One line of the sink's JSONL (see the contract for the fields)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    end_ns: int
+    attributes: dict = field(default_factory=dict, compare=False)
+    events: tuple[SpanEvent, ...] = ()
+    status: str = "UNSET"
+
+    def event_ns(self, name: str) -> int | None:
+        return next((e.time_ns for e in self.events if e.name == name), None)
+
+
+def _is(value, kind) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _parse(obj, where: str) -> Span:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected one JSON object per line, got {type(obj).__name__}")  # noqa: TRY004
+    for key, kind in REQUIRED.items():
+        if not _is(obj.get(key), kind):
+            raise ValueError(f"{where}: field {key!r} must be {kind.__name__}, got {obj.get(key)!r}")
+    for key, kind in OPTIONAL.items():
+        if key in obj and not isinstance(obj[key], kind):
+            raise ValueError(f"{where}: field {key!r} has the wrong type ({type(obj[key]).__name__})")
+    if obj["end_ns"] < obj["start_ns"]:
+        raise ValueError(f"{where}: span {obj['name']!r} ends before it starts")
+    events = []
+    for e in obj.get("events", []):
+        if not (isinstance(e, dict) and _is(e.get("name"), str) and _is(e.get("time_ns"), int)):
+            raise ValueError(f"{where}: each event needs a str 'name' and an int 'time_ns', got {e!r}")
+        events.append(SpanEvent(e["name"], e["time_ns"], dict(e.get("attributes") or {})))
+    return Span(obj["trace_id"], obj["span_id"], obj.get("parent_span_id"), obj["name"],
+                obj.get("kind", "INTERNAL"), obj.get("service", "unknown_service"), obj["start_ns"],
+                obj["end_ns"], dict(obj.get("attributes", {})), tuple(events), obj.get("status", "UNSET"))
+
+
+def load_spans(path) -> list[Span]:
+    """Every span of a JSONL file, once (an exporter's retry may deliver a batch twice).
+    Raises FileNotFoundError, or ValueError naming file:line."""
+    path = pathlib.Path(path)
+    spans: dict[tuple[str, str], Span] = {}
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for lineno, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+                span = _parse(obj, f"{path}:{lineno}")
+                spans.setdefault((span.trace_id, span.span_id), span)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text (expected span JSONL from `edgespec trace-sink`)") from None
+    if not spans:
+        raise ValueError(f"{path}: no spans in the file (expected span JSONL from `edgespec trace-sink`)")
+    return list(spans.values())
+
+
+def assign_sessions(spans: list[Span]) -> dict[str, str]:
+    """span_id -> session: its own edgespec.session, else its nearest ancestor's, else (a generate or
+    gRPC span above a session) its earliest descendant's, else "trace <first 8 hex of trace id>"."""
+    by_id = {s.span_id: s for s in spans}
+    own = {s.span_id: str(s.attributes["edgespec.session"]) for s in spans
+           if s.attributes.get("edgespec.session") not in (None, "")}  # the draft span may carry ""
+    children = defaultdict(list)
+    for s in sorted(spans, key=lambda s: s.start_ns):
+        if s.parent_span_id in by_id and s.parent_span_id != s.span_id:
+            children[s.parent_span_id].append(s.span_id)
+
+    def up(span_id: str) -> str | None:
+        seen = set()
+        while span_id in by_id and span_id not in seen:
+            if span_id in own:
+                return own[span_id]
+            seen.add(span_id)
+            span_id = by_id[span_id].parent_span_id
+        return None
+
+    def down(span_id: str) -> str | None:
+        queue, seen = list(children[span_id]), set()
+        while queue:
+            child = queue.pop(0)
+            if child in own:
+                return own[child]
+            if child not in seen:
+                seen.add(child)
+                queue.extend(children[child])
+        return None
+
+    return {s.span_id: up(s.span_id) or down(s.span_id) or f"trace {s.trace_id[:8]}" for s in spans}
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A placed part of a round's time split; `span_id` when it mirrors a span (the draft span)."""
+
+    part: str
+    start_ns: int
+    end_ns: int
+    span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundRow:
+    """One round span: a speculative round, or one server-only run (`server`)."""
+
+    session: str
+    index: int
+    span_id: str
+    trace_id: str
+    service: str
+    start_ns: int
+    end_ns: int
+    server: bool
+    k: int | None
+    accepted: int | None
+    tokens: int | None              # committed this round, bonus counted (missing: accepted + 1)
+    rtt_ms: float | None
+    bytes_up: int | None
+    bytes_down: int | None
+    split_ms: dict[str, float] = field(compare=False)   # part -> ms, parts known only, PART_LABELS order
+    slices: tuple[Slice, ...] = ()  # the parts whose place in time is known
+    measured_network: bool = False  # uplink/downlink from events + verify span (else "network" = RTT)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / MS
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """One session's rounds and what they add up to (tau counts the bonus; server-only runs are not rounds)."""
+
+    session: str
+    trace_ids: tuple[str, ...]
+    services: tuple[str, ...]
+    rounds: tuple[RoundRow, ...]    # speculative rounds and server-only runs, by index
+    attributes: dict = field(compare=False)  # of the session span ({} when it is missing)
+
+    @property
+    def speculative(self) -> tuple[RoundRow, ...]:
+        return tuple(r for r in self.rounds if not r.server)
+
+    @property
+    def server_runs(self) -> int:
+        return sum(r.server for r in self.rounds)
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.tokens or 0 for r in self.rounds)
+
+    @property
+    def tau(self) -> float | None:
+        known = [r.tokens for r in self.speculative if r.tokens is not None]
+        return statistics.fmean(known) if known else None
+
+    @property
+    def mean_rtt_ms(self) -> float | None:
+        """Over speculative rounds (a server-only run's net.rtt_ms adds up its streamed tokens)."""
+        known = [r.rtt_ms for r in self.speculative if r.rtt_ms is not None]
+        return statistics.fmean(known) if known else None
+
+    def position_counts(self) -> list[tuple[int, int]]:
+        """(drafted, accepted) per draft position i (0-based) over speculative rounds with k and accepted."""
+        rows = [r for r in self.speculative if r.k is not None and r.accepted is not None]
+        width = max((r.k for r in rows), default=0)
+        return [(sum(r.k > i for r in rows), sum(r.accepted > i for r in rows)) for i in range(width)]
+
+    def acceptance_per_position(self) -> list[float]:
+        """Fraction of the rounds that drafted position i whose token at i was accepted."""
+        return [accepted / drafted for drafted, accepted in self.position_counts()]
+
+
+def _num(attrs: dict, key: str, kind=float):
+    value = attrs.get(key)
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _split(rnd: Span, draft: Span | None, verify: Span | None, attrs: dict) -> tuple[dict, tuple[Slice, ...], bool]:
+    queue_ms, verify_ms = _num(attrs, "edgespec.queue_ms"), _num(attrs, "edgespec.verify_ms")
+    placed = [Slice("draft", draft.start_ns, draft.end_ns, draft.span_id)] if draft else []
+    sent, received = rnd.event_ns("verify_sent"), rnd.event_ns("verdict_received")
+    measured = bool(verify and sent is not None and received is not None
+                    and sent <= verify.start_ns and received >= verify.end_ns)
+    if measured:
+        placed.append(Slice("uplink", sent, verify.start_ns))
+    if verify:
+        compute_start = min(verify.start_ns + round((queue_ms or 0.0) * MS), verify.end_ns)
+        compute_end = verify.end_ns if verify_ms is None else min(compute_start + round(verify_ms * MS),
+                                                                  verify.end_ns)
+        placed += [Slice("queue", verify.start_ns, compute_start), Slice("verify", compute_start, compute_end)]
+    if measured:
+        placed.append(Slice("downlink", verify.end_ns, received))
+    clipped = [Slice(s.part, max(s.start_ns, rnd.start_ns), min(s.end_ns, rnd.end_ns), s.span_id) for s in placed]
+    slices = tuple(s for s in clipped if s.end_ns > s.start_ns)
+    known = {s.part: (s.end_ns - s.start_ns) / MS for s in slices}
+    fallback = {"draft": _num(attrs, "edgespec.draft_ms"), "queue": queue_ms, "verify": verify_ms,
+                "network": None if measured else _num(attrs, "net.rtt_ms")}
+    split = {part: v for part in PART_LABELS if (v := known.get(part, fallback.get(part))) is not None}
+    return split, slices, measured
+
+
+def _round_row(rnd: Span, session: str, index: int, children: dict[str, list[Span]]) -> RoundRow:
+    a = rnd.attributes
+    server = a.get("edgespec.server") is True
+    # one draft and one verify child place a speculative round's split; a server-only run streams
+    # n tokens (n shadow drafts, per-token numbers on its verify span): only its own totals count
+    draft, verify = (None, None) if server else (
+        children[name][0] if len(children.get(name, ())) == 1 else None for name in ("draft", "verify"))
+    merged = a if server else {**(verify.attributes if verify else {}), **a}  # the round's own numbers win
+    k, accepted = _num(merged, "edgespec.k", int), _num(merged, "edgespec.accepted", int)
+    tokens = _num(a, "edgespec.tokens", int)
+    if tokens is None and accepted is not None and not server:
+        tokens = accepted + 1
+    split, slices, measured = _split(rnd, draft, verify, merged)
+    return RoundRow(session, index, rnd.span_id, rnd.trace_id, rnd.service, rnd.start_ns, rnd.end_ns, server,
+                    k, accepted, tokens, _num(a, "net.rtt_ms"), _num(a, "edgespec.bytes_up", int),
+                    _num(a, "edgespec.bytes_down", int), split, slices, measured)
+
+
+def analyse(spans: list[Span], lanes: dict[str, str] | None = None) -> list[SessionReport]:
+    """One SessionReport per session (a session span or round spans), in order of first appearance."""
+    lanes = lanes if lanes is not None else assign_sessions(spans)
+    ordered = sorted(spans, key=lambda s: s.start_ns)
+    children: dict[str, dict[str, list[Span]]] = defaultdict(lambda: defaultdict(list))
+    by_session: dict[str, list[Span]] = defaultdict(list)
+    for s in ordered:
+        if s.parent_span_id:
+            children[s.parent_span_id][s.name].append(s)
+        by_session[lanes[s.span_id]].append(s)
+    reports = []
+    for session, members in by_session.items():
+        rounds = [s for s in members if s.name == "round"]
+        if not rounds and not any(s.name == "session" for s in members):
+            continue
+        numbers = [_num(r.attributes, "edgespec.round", int) for r in rounds]
+        # edgespec.round when every round has it, else the order the rounds started in
+        indices = numbers if None not in numbers else list(range(len(rounds)))
+        rows = sorted((_round_row(r, session, i, children[r.span_id]) for r, i in zip(rounds, indices)),
+                      key=lambda row: (row.index, row.start_ns))
+        head = next((s.attributes for s in members if s.name == "session"), {})
+        reports.append(SessionReport(session, tuple(dict.fromkeys(s.trace_id for s in members)),
+                                     tuple(dict.fromkeys(s.service for s in members)), tuple(rows), dict(head)))
+    return reports
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    chrome_trace: pathlib.Path
+    html: pathlib.Path
+
+
+def write_report(spans_path, out_dir) -> ReportPaths:
+    """Write DIR/trace.json (Chrome Trace Event format) and DIR/report.html (self-contained)."""
+    from edgespec.telemetry import chrome_trace, report_html
+    spans = load_spans(spans_path)
+    lanes = assign_sessions(spans)
+    sessions = analyse(spans, lanes)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(out / "trace.json", out / "report.html")
+    trace = chrome_trace.build(spans, lanes, [r for s in sessions for r in s.rounds], source=str(spans_path))
+    paths.chrome_trace.write_text(json.dumps(trace), encoding="utf-8")
+    paths.html.write_text(report_html.render(sessions, source=str(spans_path), span_count=len(spans)),
+                          encoding="utf-8")
+    return paths
+
+
+def add_trace_report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spans", type=pathlib.Path, help="span JSONL written by `edgespec trace-sink`")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("trace-report"),
+                   help="output folder for trace.json and report.html (created if missing)")
+
+
+def run_trace_report(args: argparse.Namespace) -> int:
+    paths = write_report(args.spans, args.out)
+    print(f"chrome trace: {paths.chrome_trace}  (open in Perfetto or chrome://tracing)")
+    print(f"html report:  {paths.html}")
+    return 0
