@@ -72,7 +72,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
         kind = request.WhichOneof("kind")
         if kind == "propose":
             plan = codec.plan_from_pb(request.propose)
-            proposal = await traced_propose(drafter, plan, self.telemetry, self.draft.name, session_id)
+            proposal = await traced_propose(drafter, plan, self.telemetry, self.draft.name)
             return draft_pb2.DrafterResponse(block=codec.proposal_to_pb(proposal, session_id))
         if kind == "commit":
             verdict = codec.verdict_from_pb(request.commit, self.draft.vocab_size)

@@ -12,9 +12,10 @@ from edgespec.telemetry.spans import span_scope
 from edgespec.telemetry.tracing import context_from
 
 
-async def traced_propose(drafter: Drafter, plan: DraftPlan, telemetry: Telemetry, model: str,
-                         session_id: str = "") -> Proposal:
-    attributes = {"edgespec.k_planned": plan.k, "edgespec.draft_model": model, "edgespec.session": session_id}
+async def traced_propose(drafter: Drafter, plan: DraftPlan, telemetry: Telemetry, model: str) -> Proposal:
+    """The span names no session: the draft's own session id differs from the target's that
+    `round` and `verify` carry; the span's parent (the round) says which generation it is."""
+    attributes = {"edgespec.k_planned": plan.k, "edgespec.draft_model": model}
     with span_scope(telemetry.tracer, "draft", context_from(plan.trace_context), attributes) as span:
         proposal = await drafter.propose(plan)
         span.set_attributes({"edgespec.k": proposal.k, "edgespec.round": proposal.round,
