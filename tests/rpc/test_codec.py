@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import Distribution, Proposal, SamplingParams, StepResult, Verdict
+from edgespec.core.types import DraftPlan, Distribution, Proposal, SamplingParams, StepResult, Verdict
 from edgespec.rpc import codec
 
 
@@ -51,3 +51,14 @@ def test_stats_encode_every_field():
     assert (pb.rounds, pb.accepted_tokens, pb.target_forward_passes, pb.bytes_up) == (1, 2, 2, 40)
     assert list(pb.per_position_accepted) == [1, 1]
     assert pb.mean_accepted_length == pytest.approx(3.0) and pb.round_trip_ms.p50 == pytest.approx(7.0)
+
+
+def test_trace_context_and_queue_time_cross_the_wire():
+    carrier = {"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"}
+    plan = codec.plan_from_pb(codec.plan_to_pb(DraftPlan(k=3, trace_context=carrier)))
+    assert plan.trace_context == carrier and plan.k == 3
+    p = codec.proposal_from_pb(codec.proposal_to_pb(Proposal(round=1, tokens=(5,), trace_context=carrier), "s"), None)
+    assert p.trace_context == carrier
+    v = codec.verdict_from_pb(codec.verdict_to_pb(Verdict(round=0, accepted=0, token=1, queue_ms=2.5), rounds=1), 10)
+    assert v.queue_ms == 2.5
+    assert codec.plan_from_pb(codec.plan_to_pb(DraftPlan(k=1))).trace_context == {}  # tracing off: nothing sent

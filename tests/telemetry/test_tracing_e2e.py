@@ -111,3 +111,38 @@ async def test_one_trace_across_processes(tmp_path, memory_spans):
         v = by_id[f"{r.context.span_id:016x}"]
         assert v["attributes"]["edgespec.accepted"] == r.attributes["edgespec.accepted"]
         assert v["attributes"]["edgespec.round"] >= 0 and v["start_ns"] <= v["end_ns"]
+
+
+async def test_remote_draft_service_spans_join_the_round(memory_spans):
+    """Standalone orchestrator + separate draft service: the `draft` span, made by the draft
+    service from the ProposeRequest's trace context, is a child of the orchestrator's round."""
+    from edgespec.orchestrator.serve import start_orchestrator
+    from edgespec.target.config import TargetConfig
+    from edgespec.target.serve import start_target
+    memory_spans.clear()
+    target_running, target_servicer = await start_target(TargetConfig(model="tiny", server=FAST),
+                                                         load_model("tiny", "target"))
+    draft = await start_draft(DraftConfig(model="tiny", embed_orchestrator=False, server=FAST),
+                              load_model("tiny", "draft"))
+    config = OrchestratorConfig(target=target_running.address, draft=draft.running.address, tokenizer="tiny",
+                                server=FAST)
+    orchestrator, channels = await start_orchestrator(config)
+    try:
+        async with AsyncClient(orchestrator.address, timeout=60.0) as client:
+            result = await client.generate("hello", max_new_tokens=16, k=2)
+    finally:
+        await orchestrator.stop()
+        for channel in channels:
+            await channel.close()
+        await draft.running.stop()
+        await draft.shutdown()
+        await target_running.stop()
+        await target_servicer.shutdown()
+    spans = memory_spans.get_finished_spans()
+    rounds = {s.context.span_id for s in spans if s.name == "round"}
+    drafts = [s for s in spans if s.name == "draft"]
+    verify = [s for s in spans if s.name == "verify"]
+    assert len(rounds) == result.stats.rounds and len(verify) == len(rounds)
+    assert drafts and all(s.parent.span_id in rounds and s.parent.is_remote for s in drafts)
+    assert {s.parent.span_id for s in verify} == rounds
+    assert len({s.context.trace_id for s in spans if s.name in ("round", "draft", "verify")}) == 1

@@ -26,6 +26,7 @@ from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
 from edgespec.rpc import codec
 from edgespec.rpc.remote import RemoteVerifier, StreamLimits
 from edgespec.rpc.sessions import SessionLimitError
+from edgespec.telemetry.round_observer import SessionObserver
 from edgespec.telemetry.runtime import Telemetry
 from edgespec.telemetry.tracing import context_from
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
@@ -54,10 +55,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
         self.live += 1
         stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
-        observer = self.telemetry.session(_parent_context(context), {
-            "edgespec.rule": rule.name, "edgespec.lossless": rule.lossless, "edgespec.prompt_tokens":
-            len(spec.prompt_ids), "edgespec.policy": request.draft_length or self.config.default_policy,
-            "edgespec.max_new_tokens": spec.max_new_tokens}, rule.name, rule.lossless)
+        observer = self._observer(request, spec, context)
         verifier = drafter = error = None
         try:
             verifier, drafter = await self._open_sessions(spec)
@@ -82,6 +80,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             text=detok.text, token_ids=detok.ids, prompt_token_ids=list(spec.prompt_ids),
             finish_reason=finish, acceptance=rule.name, lossless=rule.lossless,
             stats=codec.stats_to_pb(stats)))
+
+    def _observer(self, request: orchestrator_pb2.GenerateRequest, spec: SessionSpec,
+                  context: grpc.aio.ServicerContext) -> SessionObserver:
+        """This generation's `session` span (in the caller's trace) and the observer of its rounds."""
+        rule = get_rule(spec.acceptance)
+        attributes = {"edgespec.rule": rule.name, "edgespec.lossless": rule.lossless,
+                      "edgespec.prompt_tokens": len(spec.prompt_ids), "edgespec.max_new_tokens": spec.max_new_tokens,
+                      "edgespec.policy": request.draft_length or self.config.default_policy}
+        return self.telemetry.session(_parent_context(context), attributes, rule.name, rule.lossless)
 
     async def _open_sessions(self, spec: SessionSpec) -> tuple[RemoteVerifier, Drafter]:
         """Open the target and draft sessions concurrently, so the two prefills overlap."""

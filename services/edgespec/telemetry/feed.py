@@ -150,7 +150,22 @@ def _open(kind: int, address: str, bind: bool, options: Mapping[int, int]) -> An
     return sock
 
 
-class RoundFeed:
+class _FeedSocket:
+    """A ZMQ socket of the feed, closed by `close()` or on leaving a `with` block."""
+
+    _sock: Any
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RoundFeed(_FeedSocket):
     """The publisher. `publish` is a plain non-blocking send, safe to call from an event loop."""
 
     def __init__(self, address: str, hwm: int = 1000) -> None:
@@ -177,17 +192,9 @@ class RoundFeed:
         self.published += 1
         return True
 
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class FeedSubscriber:
+class FeedSubscriber(_FeedSocket):
     """A SUB socket on a round feed. Messages published before it joined (and a short while after
     connecting) are not seen."""
 
@@ -212,12 +219,3 @@ class FeedSubscriber:
         if not isinstance(header, dict):
             raise ValueError("round feed: the header frame is not a JSON object")
         return header, RoundEvent.from_json(frames[2])
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

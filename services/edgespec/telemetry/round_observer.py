@@ -7,6 +7,7 @@ async generator and its rounds span yields.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,13 +54,6 @@ class _Totals:
         self.network_ms += step.network_ms
         self.round_ms += step.round_ms
         self.server = step.server
-
-    def step(self) -> StepResult:
-        return StepResult(tokens=(0,) * self.tokens, drafted=self.drafted, accepted=self.accepted,
-                          draft_ms=self.draft_ms, verify_ms=self.verify_ms, round_trip_ms=self.round_trip_ms,
-                          round_ms=self.round_ms, bytes_up=self.bytes_up, bytes_down=self.bytes_down,
-                          target_forward_passes=0, server=self.server, relaxed_accepted=self.relaxed,
-                          queue_ms=self.queue_ms)
 
 
 @dataclass
@@ -125,8 +119,10 @@ class SessionObserver:
             "edgespec.round_trip_ms": t.round_trip_ms, "edgespec.server": t.server,
             "edgespec.relaxed_accepted": t.relaxed})
         if self.feed is not None and t.tokens:
-            event = RoundEvent.from_step(self.session_id, self.rounds, t.step(), self.rule, self.lossless,
-                                         rtt_ms=t.network_ms)
+            event = RoundEvent(session=self.session_id, round=self.rounds, k=t.drafted, accepted=t.accepted,
+                               tokens=t.tokens, rtt_ms=t.network_ms, draft_ms=t.draft_ms, verify_ms=t.verify_ms,
+                               round_ms=t.round_ms, rule=self.rule, lossless=self.lossless, server=t.server,
+                               bytes_up=t.bytes_up, bytes_down=t.bytes_down, time=time.time())
             dropped = self.feed.dropped
             self.feed.publish(event, scope.carrier)
             self.metrics.feed_dropped.inc(self.feed.dropped - dropped)
