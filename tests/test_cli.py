@@ -81,3 +81,28 @@ def test_demo_runs_end_to_end_on_the_tiny_preset():
     out = edgespec("demo", "--model", "tiny", "--max-new-tokens", "10", "--prompt", "hi", timeout=300)
     assert out.returncode == 0, out.stderr
     assert "target forward passes" in out.stdout and "acceptance: exact" in out.stdout
+
+
+@pytest.mark.parametrize("args, field", [
+    (["target", "--model", "tiny", "--metrics-listen", "localhost:abc"], "metrics_listen"),
+    (["target", "--model", "tiny", "--metrics-listen", "h:99999"], "metrics_listen"),
+    (["draft", "--model", "tiny", "--feed-publish", "udp://x"], "feed_publish"),
+    (["draft", "--model", "tiny", "--no-orchestrator", "--feed-publish", "tcp://127.0.0.1:0"], "feed_publish"),
+    (["trace-report", "/nonexistent/spans.jsonl"], "spans.jsonl"),
+    (["watch", "udp://127.0.0.1:1", "--count", "1"], "udp://127.0.0.1:1"),
+])
+def test_bad_telemetry_flags_are_one_line(args, field):
+    r = edgespec(*args, timeout=60)
+    assert r.returncode == 1 and field in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_busy_metrics_port_is_one_line():
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = edgespec("target", "--model", "tiny", "--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{port}",
+                     timeout=60)
+    assert r.returncode == 1 and "metrics_listen: cannot serve on" in r.stderr and "Traceback" not in r.stderr

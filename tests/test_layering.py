@@ -1,6 +1,8 @@
 """Import rules, enforced by walking every module's imports with `ast`:
-edgespec.core imports no grpc/protobuf/transformers/opentelemetry (nor other edgespec layers);
-edgespec_client imports no torch/transformers and nothing of edgespec but the edgespec.v1 stubs;
+edgespec.core imports no grpc/protobuf/transformers/opentelemetry/prometheus/zmq (nor other
+edgespec layers, telemetry included);
+edgespec_client imports no torch/transformers and nothing of edgespec but the edgespec.v1 stubs
+(and of OpenTelemetry only the API);
 only edgespec.rpc and the service packages touch grpc."""
 
 import ast
@@ -35,13 +37,15 @@ def violations(folder: pathlib.Path, forbidden: tuple[str, ...], allowed: tuple[
 
 def test_core_is_pure():
     forbidden = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "transformers",
-                 "opentelemetry", "edgespec.v1", "edgespec.rpc", "edgespec.models",
-                 "edgespec.target", "edgespec.draft", "edgespec.orchestrator")
+                 "opentelemetry", "prometheus_client", "zmq", "edgespec.v1", "edgespec.rpc", "edgespec.models",
+                 "edgespec.target", "edgespec.draft", "edgespec.orchestrator", "edgespec.telemetry")
     assert violations(CORE, forbidden) == []
 
 
 def test_sdk_depends_on_the_wire_contract_only():
-    assert violations(CLIENT, ("torch", "transformers", "numpy", "edgespec"), allowed=("edgespec.v1",)) == []
+    # the OpenTelemetry *API* is allowed (optional spans); exporters and the SDK are the application's
+    forbidden = ("torch", "transformers", "numpy", "edgespec", "opentelemetry.sdk", "opentelemetry.exporter")
+    assert violations(CLIENT, forbidden, allowed=("edgespec.v1",)) == []
 
 
 @pytest.mark.parametrize("package", ["models", "core", "bench", "net"])

@@ -16,6 +16,7 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
 from edgespec.target.serve import start_target
+from edgespec.telemetry.runtime import Telemetry
 from edgespec_client import AsyncClient
 
 FAST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5, keepalive_time_s=1.0, keepalive_timeout_s=1.0)
@@ -90,12 +91,14 @@ async def standalone_factory(monkeypatch):
             monkeypatch.setattr(orchestrator_serve, "stop_token_ids", lambda spec, tokenizer: ())
         config = OrchestratorConfig(target=stack.target_address, draft=stack.draft_address,
                                     tokenizer="tiny", server=FAST)
-        running, channels = await orchestrator_serve.start_orchestrator(config)
-        started.append((running, channels))
+        telemetry = Telemetry()
+        running, channels = await orchestrator_serve.start_orchestrator(config, telemetry)
+        started.append((running, channels, telemetry))
         return running.address
 
     yield make
-    for running, channels in started:
+    for running, channels, telemetry in started:
         await running.stop()
         for channel in channels:
             await channel.close()
+        telemetry.close()

@@ -10,7 +10,6 @@ import re
 
 import pytest
 import zmq
-from edgespec.core.types import StepResult
 from edgespec.telemetry.feed import FeedSubscriber, RoundEvent, RoundFeed
 
 CONTRACT_BODY = {"session", "round", "k", "accepted", "tokens", "rtt_ms", "draft_ms", "verify_ms", "round_ms",
@@ -76,17 +75,6 @@ def test_unknown_body_keys_are_ignored():
     assert RoundEvent.from_json(json.dumps(body)) == event()
 
 
-def test_from_step_maps_a_loop_step():
-    step = StepResult(tokens=(5, 6, 7), drafted=4, accepted=2, draft_ms=3.0, verify_ms=9.0, round_trip_ms=40.0,
-                      round_ms=45.0, bytes_up=100, bytes_down=20, target_forward_passes=3, server=False,
-                      relaxed_accepted=1)
-    e = RoundEvent.from_step("sess", 7, step, rule="typical", lossless=False, rtt_ms=31.0, time=123.0)
-    assert e == RoundEvent(session="sess", round=7, k=4, accepted=2, tokens=3, rtt_ms=31.0, draft_ms=3.0,
-                           verify_ms=9.0, round_ms=45.0, rule="typical", lossless=False, server=False,
-                           bytes_up=100, bytes_down=20, time=123.0)
-    assert RoundEvent.from_step("sess", 0, step, "exact", True, 1.0).time > 1.6e9  # defaults to now
-
-
 def test_frames_on_the_wire_and_trace_context(feed):
     raw = zmq.Context.instance().socket(zmq.SUB)
     raw.setsockopt(zmq.LINGER, 0)
@@ -101,7 +89,7 @@ def test_frames_on_the_wire_and_trace_context(feed):
     assert json.loads(frames[1]) == {"v": 1, "traceparent": TRACEPARENT, "tracestate": "vendor=1"}
     got = RoundEvent.from_json(frames[2])
     assert dataclasses.replace(got, round=0) == event()
-    assert feed.published >= 1 and feed.dropped == 0
+    assert feed.published >= 1
 
 
 def test_subscriber_helper_and_header_without_a_span(feed):
@@ -122,22 +110,35 @@ def test_ipc_address(tmp_path):
         assert got.k == 4
 
 
-def test_a_subscriber_that_never_reads_never_blocks_publish():
-    total = 100_000  # ~30 MB: far beyond both HWMs and the kernel's socket buffers
-    with RoundFeed("tcp://127.0.0.1:0", hwm=10) as feed, FeedSubscriber(feed.address, rcvhwm=1) as sub:
-        publish_until(feed, lambda: sub.receive(0.01))  # connected; from here on it never reads
-        before = feed.published + feed.dropped
-        results = [feed.publish(event(i)) for i in range(total)]
-        assert len(results) == total
-        assert feed.published + feed.dropped == before + total
-        assert feed.dropped > 0 and results.count(False) == feed.dropped
-        assert results.count(True) > 0  # it was sending before the queues filled
+def test_a_stalled_subscriber_neither_blocks_publish_nor_starves_the_others():
+    """One subscriber never reads; another reads everything. ~6 MB go out: far beyond the
+    stalled one's queue and the kernel buffers behind it. Every publish returns at once, and the
+    reader still gets every event, in order (ZMQ drops for the stalled subscriber only)."""
+    batches, batch = 20, 1000
+    with RoundFeed("tcp://127.0.0.1:0", hwm=batch + 100) as feed, \
+            FeedSubscriber(feed.address, rcvhwm=1) as stalled, FeedSubscriber(feed.address) as reader:
+        publish_until(feed, lambda: stalled.receive(0.01))  # both connected (slow joiner) ...
+        publish_until(feed, lambda: reader.receive(0.01))
+        while reader.receive(0.05) is not None:  # ... and the reader drained; the stalled one never reads
+            pass
+        got = []
+        for b in range(batches):
+            for i in range(batch):
+                feed.publish(event(b * batch + i))
+            while len(got) < (b + 1) * batch and (message := reader.receive(5.0)) is not None:
+                got.append(message[1].round)
+        assert got == list(range(batches * batch))
+        stalled_got = 0
+        while stalled.receive(0.2) is not None:
+            stalled_got += 1
+        assert stalled_got < batches * batch  # the stalled subscriber really lost events meanwhile
 
 
 def test_no_subscriber_at_all_is_fine():
     with RoundFeed("tcp://127.0.0.1:0", hwm=1) as feed:
-        assert all(feed.publish(event(i)) for i in range(10_000))
-        assert feed.published == 10_000 and feed.dropped == 0  # PUB discards: nobody to queue for
+        for i in range(10_000):
+            feed.publish(event(i))
+        assert feed.published == 10_000  # PUB discards: nobody to queue for
 
 
 def test_malformed_messages_raise_one_clear_error(feed):

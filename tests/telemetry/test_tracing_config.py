@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from edgespec.telemetry.tracing import TracingConfig, carrier_of, context_from, setup_tracing
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from edgespec.core.types import DraftPlan, StepResult
+from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.tracing import TracingConfig, carrier_of, context_from, setup_tracing
 
 
 @pytest.mark.parametrize("env, exporters", [
@@ -41,9 +47,42 @@ def test_off_installs_nothing_and_sends_no_context():
 
 
 def test_carrier_round_trip():
-    from opentelemetry.sdk.trace import TracerProvider
     span = TracerProvider().get_tracer("t").start_span("round")
     carrier = carrier_of(span)
     assert carrier["traceparent"].split("-")[1] == f"{span.get_span_context().trace_id:032x}"
     parent = trace.get_current_span(context_from(carrier)).get_span_context()
     assert parent.span_id == span.get_span_context().span_id and parent.is_remote
+
+
+def _step(server: bool = False) -> StepResult:
+    return StepResult(tokens=(1, 2), drafted=2, accepted=1, draft_ms=1.0, verify_ms=2.0, round_trip_ms=5.0,
+                      round_ms=9.0, bytes_up=10, bytes_down=5, target_forward_passes=1, server=server, queue_ms=1.0)
+
+
+def test_a_process_without_tracing_sends_no_context_even_for_a_traced_caller():
+    caller = TracerProvider().get_tracer("sdk").start_span("generate")
+    untraced = Telemetry(tracer_provider=trace.NoOpTracerProvider())
+    with untraced.session(trace.set_span_in_context(caller), {}, "exact", True).round(DraftPlan(k=2)) as scope:
+        assert scope.carrier == {}
+    traced = Telemetry(tracer_provider=TracerProvider())
+    with traced.session(None, {}, "exact", True).round(DraftPlan(k=2)) as scope:
+        assert "traceparent" in scope.carrier
+
+
+def test_a_speculative_round_span_ends_when_its_step_is_recorded():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = Telemetry(tracer_provider=provider).session(None, {}, "exact", True)
+    with observer.round(DraftPlan(k=2)) as scope:
+        scope.record(_step())
+        ended = [s for s in exporter.get_finished_spans() if s.name == "round"]
+        assert len(ended) == 1  # before the loop hands the step on
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "round"]
+    assert (span.attributes["edgespec.k"], span.attributes["edgespec.accepted"], span.attributes["net.rtt_ms"]) == (2, 1, 2.0)
+    with observer.round(DraftPlan(k=0, server_tokens=2)) as scope:  # a server-only run ends with the round
+        scope.record(_step(server=True))
+        scope.record(_step(server=True))
+        assert len([s for s in exporter.get_finished_spans() if s.name == "round"]) == 1
+    server = [s for s in exporter.get_finished_spans() if s.name == "round"][-1]
+    assert server.attributes["edgespec.tokens"] == 4 and server.attributes["edgespec.round"] == 1

@@ -95,7 +95,7 @@ async def test_one_trace_across_processes(tmp_path, memory_spans):
     verify = [s for s in remote if s["name"] == "verify"]
     assert verify and {s["service"] for s in verify} == {"edgespec-target"}
     assert {s["trace_id"] for s in verify} == {f"{trace_id:032x}"}
-    assert {s["parent_span_id"] for s in verify} == round_ids  # one verify per round, parented by it
+    assert len(verify) == len(rounds) and {s["parent_span_id"] for s in verify} == round_ids  # one per round
 
     attrs = [dict(r.attributes) for r in rounds]
     assert sum(a["edgespec.k"] for a in attrs) == result.stats.drafted_tokens
@@ -119,6 +119,7 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
     from edgespec.orchestrator.serve import start_orchestrator
     from edgespec.target.config import TargetConfig
     from edgespec.target.serve import start_target
+    from edgespec.telemetry.runtime import Telemetry
     memory_spans.clear()
     target_running, target_servicer = await start_target(TargetConfig(model="tiny", server=FAST),
                                                          load_model("tiny", "target"))
@@ -126,7 +127,8 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
                               load_model("tiny", "draft"))
     config = OrchestratorConfig(target=target_running.address, draft=draft.running.address, tokenizer="tiny",
                                 server=FAST)
-    orchestrator, channels = await start_orchestrator(config)
+    telemetry = Telemetry()
+    orchestrator, channels = await start_orchestrator(config, telemetry)
     try:
         async with AsyncClient(orchestrator.address, timeout=60.0) as client:
             result = await client.generate("hello", max_new_tokens=16, k=2)
@@ -134,6 +136,7 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
         await orchestrator.stop()
         for channel in channels:
             await channel.close()
+        telemetry.close()
         await draft.running.stop()
         await draft.shutdown()
         await target_running.stop()

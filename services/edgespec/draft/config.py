@@ -25,3 +25,6 @@ class DraftConfig(ModelServiceConfig):
         if self.link is not None and not self.embed_orchestrator:
             raise ValueError("link: emulating the target link needs the embedded orchestrator "
                              "(drop --no-orchestrator)")
+        if self.telemetry.feed_publish and not self.embed_orchestrator:
+            raise ValueError("feed_publish: the round feed comes from the orchestrator; drop --no-orchestrator "
+                             "or give --feed-publish to `edgespec orchestrator`")

@@ -17,8 +17,7 @@ from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
 from edgespec.rpc.server import RunningServer, start_server
-from edgespec.telemetry.runtime import Telemetry
-from edgespec.telemetry.tracing import setup_tracing
+from edgespec.telemetry.runtime import Telemetry, process_telemetry
 from edgespec.v1 import draft_pb2, draft_pb2_grpc, orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -84,13 +83,11 @@ async def start_draft(config: DraftConfig, draft: LoadedModel | None = None,
 
 async def serve(config: DraftConfig) -> None:
     set_threads(config.threads)
-    tracing = setup_tracing("edgespec-draft")
-    server = await start_draft(config)
-    log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
-             config.orchestrator.target, f" via emulated link: {config.link.describe()}" if config.link else "")
-    try:
-        await server.running.wait_for_signal()
-    finally:
-        await server.shutdown()
-        if tracing is not None:
-            tracing.shutdown()  # flush the spans still batched
+    with process_telemetry("edgespec-draft", config.telemetry) as telemetry:
+        server = await start_draft(config, telemetry=telemetry)
+        log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
+                 config.orchestrator.target, f" via emulated link: {config.link.describe()}" if config.link else "")
+        try:
+            await server.running.wait_for_signal()
+        finally:
+            await server.shutdown()

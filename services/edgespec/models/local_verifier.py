@@ -38,6 +38,7 @@ class PendingBlock:
     start: float                         # perf_counter when the forward pass started
     missing: tuple[int, ...] = ()        # positions whose draft hidden state is still needed
     queue_ms: float = 0.0                # wait for the model thread before the forward pass
+    compute_ms: float = 0.0              # the forward pass (a mismatch-first upload wait is not compute)
 
     def with_hidden(self, rows: torch.Tensor, d: int) -> PendingBlock:
         """Fill the `missing` positions with `rows` [m, d]; other rows stay 0 (exact matches)."""
@@ -146,9 +147,10 @@ class LocalVerifier:
             if not missing:  # all exact matches: no hidden state is read
                 proposal = replace(proposal, hidden_states=torch.zeros((k, self.draft_hidden_size)))
         hidden = out.hidden[-(k + 1):] if out.hidden is not None else None
-        return PendingBlock(proposal, logits, hidden, start, missing)
+        return PendingBlock(proposal, logits, hidden, start, missing, compute_ms=(time.perf_counter() - start) * 1e3)
 
     def _finish(self, pending: PendingBlock) -> Verdict:
+        start = time.perf_counter()
         proposal, drafts = pending.proposal, list(pending.proposal.tokens)
         with torch.inference_mode():
             outcome = self.rule.verify(drafts, proposal.q_probs, pending.logits, self.params,
@@ -160,7 +162,8 @@ class LocalVerifier:
         self.awaiting_correction = outcome.token is None
         self.round += 1
         return Verdict(round=proposal.round, accepted=outcome.accepted, token=outcome.token,
-                       residual_p=outcome.residual_p, verify_ms=(time.perf_counter() - pending.start) * 1e3,
+                       residual_p=outcome.residual_p,
+                       verify_ms=pending.compute_ms + (time.perf_counter() - start) * 1e3,
                        target_forward_passes=self.seq.forward_passes, relaxed=outcome.relaxed,
                        queue_ms=pending.queue_ms)
 

@@ -13,8 +13,7 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.servicer import OrchestratorServicer
 from edgespec.rpc.remote import StreamLimits
 from edgespec.rpc.server import RunningServer, channel_options, start_server
-from edgespec.telemetry.runtime import Telemetry
-from edgespec.telemetry.tracing import setup_tracing
+from edgespec.telemetry.runtime import Telemetry, process_telemetry
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -28,11 +27,11 @@ def orchestrator_servicer(config: OrchestratorConfig, tokenizer, eos_token_ids: 
     return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts, telemetry), channel
 
 
-async def start_orchestrator(config: OrchestratorConfig, telemetry: Telemetry | None = None,
-                             ) -> tuple[RunningServer, list[grpc.aio.Channel]]:
+async def start_orchestrator(config: OrchestratorConfig,
+                             telemetry: Telemetry) -> tuple[RunningServer, list[grpc.aio.Channel]]:
+    """Start a standalone orchestrator; `telemetry` stays the caller's to close."""
     if not config.draft:
         raise ValueError("draft: a standalone orchestrator needs --draft HOST:PORT of a draft service")
-    telemetry = telemetry or Telemetry(config.telemetry)
     tokenizer = load_tokenizer(config.tokenizer)
     draft_channel = grpc.aio.insecure_channel(config.draft, options=channel_options(config.server))
     limits = StreamLimits(session_timeout_s=config.session_timeout_s, round_timeout_s=config.round_timeout_s)
@@ -47,15 +46,11 @@ async def start_orchestrator(config: OrchestratorConfig, telemetry: Telemetry | 
 
 
 async def serve(config: OrchestratorConfig) -> None:
-    tracing = setup_tracing("edgespec-orchestrator")
-    telemetry = Telemetry(config.telemetry)
-    running, channels = await start_orchestrator(config, telemetry)
-    log.info("orchestrator ready on %s (draft %s, target %s)", running.address, config.draft, config.target)
-    try:
-        await running.wait_for_signal()
-    finally:
-        for channel in channels:
-            await channel.close()
-        telemetry.close()
-        if tracing is not None:
-            tracing.shutdown()
+    with process_telemetry("edgespec-orchestrator", config.telemetry) as telemetry:
+        running, channels = await start_orchestrator(config, telemetry)
+        log.info("orchestrator ready on %s (draft %s, target %s)", running.address, config.draft, config.target)
+        try:
+            await running.wait_for_signal()
+        finally:
+            for channel in channels:
+                await channel.close()

@@ -10,8 +10,7 @@ from edgespec.models.presets import load_model
 from edgespec.rpc.server import RunningServer, start_server
 from edgespec.target.config import TargetConfig
 from edgespec.target.servicer import VerifierServicer
-from edgespec.telemetry.runtime import Telemetry
-from edgespec.telemetry.tracing import setup_tracing
+from edgespec.telemetry.runtime import Telemetry, process_telemetry
 from edgespec.v1 import target_pb2, target_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,10 @@ async def start_target(config: TargetConfig, target=None,
 
 async def serve(config: TargetConfig) -> None:
     set_threads(config.threads)
-    tracing = setup_tracing("edgespec-target")
-    running, servicer = await start_target(config)
-    log.info("target %s ready on %s", servicer.target.name, running.address)
-    try:
-        await running.wait_for_signal(servicer.drain)
-    finally:
-        await servicer.shutdown()
-        if tracing is not None:
-            tracing.shutdown()  # flush the spans still batched
+    with process_telemetry("edgespec-target", config.telemetry) as telemetry:
+        running, servicer = await start_target(config, telemetry=telemetry)
+        log.info("target %s ready on %s", servicer.target.name, running.address)
+        try:
+            await running.wait_for_signal(servicer.drain)
+        finally:
+            await servicer.shutdown()

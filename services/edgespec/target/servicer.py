@@ -103,28 +103,33 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         span = self.telemetry.tracer.start_span("verify", context=context_from(proposal.trace_context),
                                                 attributes=attributes)
         verdicts_left = max(1, request.block.server_tokens)
+        totals = {"edgespec.accepted": 0, "edgespec.verify_ms": 0.0, "edgespec.queue_ms": 0.0}  # over its verdicts
         try:
             async for response in self._answer(verifier, proposal, request.block.server_tokens, spec, requests):
                 if response.HasField("verdict"):
-                    self._observe(span, response.verdict)
+                    self._observe(totals, response.verdict)
                     verdicts_left -= 1
                     if not verdicts_left:
+                        span.set_attributes(totals)
                         span.end()
                 yield response
         except Exception as exc:
-            mark_error(span, exc)
+            if verdicts_left:
+                mark_error(span, exc)
             raise
         finally:
             if verdicts_left:
+                span.set_attributes(totals)
                 span.end()
 
-    def _observe(self, span, verdict: target_pb2.Verdict) -> None:
-        """A verdict's numbers into the `verify` span and the target's metrics."""
+    def _observe(self, totals: dict, verdict: target_pb2.Verdict) -> None:
+        """A verdict's numbers into the `verify` span's totals and the target's metrics."""
         metrics = self.telemetry.metrics
         metrics.verify_seconds.observe(verdict.verify_ms / 1e3)
         metrics.verify_queue_seconds.observe(verdict.queue_ms / 1e3)
-        span.set_attributes({"edgespec.accepted": verdict.accepted, "edgespec.verify_ms": verdict.verify_ms,
-                             "edgespec.queue_ms": verdict.queue_ms})
+        totals["edgespec.accepted"] += verdict.accepted
+        totals["edgespec.verify_ms"] += verdict.verify_ms
+        totals["edgespec.queue_ms"] += verdict.queue_ms
 
     async def _answer(self, verifier: LocalVerifier, proposal, n: int, spec: SessionSpec,
                       requests: AsyncIterator[target_pb2.VerifierRequest]) -> AsyncIterator[target_pb2.VerifierResponse]:

@@ -2,10 +2,10 @@
 
 Message: 3 frames [b"round", header JSON, body JSON]; the header is {"v": 1} plus the W3C trace
 context (`traceparent`, `tracestate`) when a span is live, the body is a `RoundEvent`.
-Publishing never blocks decoding: the PUB socket has a bounded SNDHWM and XPUB_NODROP set, sends
-use NOBLOCK, and a full queue (zmq.Again) is counted in `dropped`. NODROP makes a full queue visible
-instead of silent; the price is that one stalled subscriber drops messages for every subscriber.
-PUB/SUB loses the first messages after a subscriber connects (slow joiner) and any under load:
+Publishing never blocks decoding: the PUB socket has a bounded SNDHWM per subscriber and ZMQ
+drops a message for a subscriber whose queue is full, for that subscriber only: a stalled
+`watch` neither slows the loop nor starves the other subscribers. Subscribers see what they lost
+as gaps in a session's round numbers (`edgespec watch` shows them). PUB/SUB loses the first messages after a subscriber connects (slow joiner) and any under load:
 this is telemetry, never a channel for state the loop needs. Sockets are not thread-safe: use a
 feed or subscriber from the thread (event loop) that created it.
 """
@@ -17,16 +17,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from time import time as unix_now
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 try:
     import zmq
 except ImportError:  # pragma: no cover - pyzmq is an optional dependency
     zmq = None
-
-if TYPE_CHECKING:
-    from edgespec.core.types import StepResult
 
 TOPIC = b"round"
 FEED_VERSION = 1
@@ -54,16 +50,6 @@ class RoundEvent:
     bytes_up: int
     bytes_down: int
     time: float           # unix seconds when the round ended
-
-    @classmethod
-    def from_step(cls, session: str, round: int, step: StepResult, rule: str, lossless: bool,
-                  rtt_ms: float, time: float | None = None) -> RoundEvent:
-        """The event of one loop step; `time` defaults to now."""
-        return cls(session=session, round=round, k=step.drafted, accepted=step.accepted,
-                   tokens=len(step.tokens), rtt_ms=float(rtt_ms), draft_ms=step.draft_ms,
-                   verify_ms=step.verify_ms, round_ms=step.round_ms, rule=rule, lossless=lossless,
-                   server=step.server, bytes_up=step.bytes_up, bytes_down=step.bytes_down,
-                   time=unix_now() if time is None else time)
 
     def to_json(self) -> str:
         return json.dumps(vars(self), separators=(",", ":"))  # fields only; asdict() is 10x slower
@@ -173,24 +159,21 @@ class RoundFeed(_FeedSocket):
         if hwm < 1:
             raise ValueError(f"round feed: hwm must be >= 1 (0 would queue without bound), got {hwm}")
         self._sock = _open(zmq.PUB, address, bind=True,
-                           options={zmq.SNDHWM: hwm, zmq.XPUB_NODROP: 1})
+                           options={zmq.SNDHWM: hwm})
         self.address: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.published = 0
-        self.dropped = 0
 
-    def publish(self, event: RoundEvent, carrier: Mapping[str, str] = {}) -> bool:
-        """Send one round; False (and `dropped` + 1) when the queue is full. Never blocks or raises
-        for slow or absent subscribers."""
+    def publish(self, event: RoundEvent, carrier: Mapping[str, str] = {}) -> None:
+        """Send one round. Never blocks or raises for slow or absent subscribers: ZMQ drops the
+        message for each subscriber whose queue is full."""
         trace = {key: carrier[key] for key in TRACE_KEYS if key in carrier}
         header = json.dumps({"v": FEED_VERSION, **trace}, separators=(",", ":")).encode() if trace else BARE_HEADER
         frames = [TOPIC, header, event.to_json().encode()]
         try:
             self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return False
+        except zmq.Again:  # PUB drops instead of raising; kept so a send can never stall the loop
+            return
         self.published += 1
-        return True
 
 
 

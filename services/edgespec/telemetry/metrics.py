@@ -35,8 +35,6 @@ class ServiceMetrics:
         self.server_tokens = Counter("edgespec_server_tokens", "Tokens the target generated alone "
                                      "(server-only mode)", registry=r)
         self.requests = Counter("edgespec_requests", "Finished generations", ["finish_reason"], registry=r)
-        self.feed_dropped = Counter("edgespec_feed_dropped", "Round-feed events dropped at the high-water "
-                                    "mark", registry=r)
         self.errors = Counter("edgespec_errors", "RPCs answered with an error status", ["method", "code"],
                               registry=r)
         self.accepted_length = Histogram("edgespec_accepted_length", "Tokens committed per speculative round "

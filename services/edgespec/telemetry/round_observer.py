@@ -7,6 +7,7 @@ async generator and its rounds span yields.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, StepResult
 from edgespec.telemetry.feed import RoundEvent, RoundFeed
 from edgespec.telemetry.metrics import ServiceMetrics
-from edgespec.telemetry.spans import mark_error, span_scope
+from edgespec.telemetry.spans import mark_error
 from edgespec.telemetry.tracing import carrier_of
 
 
@@ -58,27 +59,45 @@ class _Totals:
 
 @dataclass
 class _RoundScope:
+    """One round's span and totals. A speculative round has one step: its span closes as soon as
+    that step is recorded, before the loop hands it on (so it does not include the SDK write); a
+    server-only run closes when the loop leaves the round."""
+
     span: trace.Span
-    metrics: ServiceMetrics
-    rule: str
     carrier: dict[str, str]
+    observer: SessionObserver
     totals: _Totals = field(default_factory=_Totals)
+    closed: bool = False
 
     def mark(self, event: str) -> None:
         self.span.add_event(event)
 
     def record(self, step: StepResult) -> None:
         self.totals.add(step)
-        self.metrics.observe_round(step, self.rule)
+        self.observer.metrics.observe_round(step, self.observer.rule)
+        if not step.server:
+            self.close()
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.closed:
+            mark_error(self.span, exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.observer.report(self)
+            self.span.end()
 
 
 class SessionObserver:
     """Rounds of one generation -> spans, metrics and feed events."""
 
     def __init__(self, session_span: trace.Span, tracer: trace.Tracer, metrics: ServiceMetrics,
-                 feed: RoundFeed | None, rule: str, lossless: bool) -> None:
+                 feed: RoundFeed | None, rule: str, lossless: bool, propagate: bool) -> None:
+        """`propagate`: send the rounds' trace context along (only when this process traces:
+        otherwise a caller's context would ride every round message for nothing)."""
         self.session_span, self.tracer, self.metrics, self.feed = session_span, tracer, metrics, feed
-        self.rule, self.lossless = rule, lossless
+        self.rule, self.lossless, self.propagate = rule, lossless, propagate
         self.session_id = ""
         self.rounds = 0
 
@@ -88,29 +107,39 @@ class SessionObserver:
         self.session_span.set_attribute("edgespec.session", session_id)
 
     def finish(self, stats: SpecDecodeStats, finish_reason: str, error: BaseException | None) -> None:
-        """End the `session` span with the generation's totals (or its error)."""
+        """End the `session` span with the generation's totals. A client that went away ends it as
+        "cancelled"; any other exception is the span's error (and is not counted as a request)."""
+        if isinstance(error, (GeneratorExit, asyncio.CancelledError)):
+            error, finish_reason = None, "cancelled"
         if error is not None:
             mark_error(self.session_span, error)
+            finish_reason = "error"
         else:
             self.metrics.observe_generation(stats, finish_reason)
         self.session_span.set_attributes({
             "edgespec.generated_tokens": stats.generated_tokens, "edgespec.rounds": stats.rounds,
-            "edgespec.tau": stats.mean_accepted_length, "edgespec.finish_reason": finish_reason if error is None
-            else "error", "edgespec.server_tokens": stats.server_tokens})
+            "edgespec.tau": stats.mean_accepted_length, "edgespec.finish_reason": finish_reason,
+            "edgespec.server_tokens": stats.server_tokens})
         self.session_span.end()
 
     @contextmanager
     def round(self, plan: DraftPlan) -> Iterator[_RoundScope]:
         attributes = {"edgespec.round": self.rounds, "edgespec.session": self.session_id,
                       "edgespec.rule": self.rule, "edgespec.lossless": self.lossless}
-        with span_scope(self.tracer, "round", trace.set_span_in_context(self.session_span), attributes) as span:
-            scope = _RoundScope(span, self.metrics, self.rule, carrier_of(span))
-            try:
-                yield scope
-            finally:
-                self._report(scope)
+        span = self.tracer.start_span("round", context=trace.set_span_in_context(self.session_span),
+                                      attributes=attributes)
+        scope = _RoundScope(span, carrier_of(span) if self.propagate else {}, self)
+        try:
+            yield scope
+        except GeneratorExit:
+            raise  # the consumer stopped reading: the round simply ends
+        except BaseException as exc:
+            scope.fail(exc)
+            raise
+        finally:
+            scope.close()
 
-    def _report(self, scope: _RoundScope) -> None:
+    def report(self, scope: _RoundScope) -> None:
         t = scope.totals
         scope.span.set_attributes({
             "edgespec.k": t.drafted, "edgespec.accepted": t.accepted, "edgespec.tokens": t.tokens,
@@ -123,7 +152,5 @@ class SessionObserver:
                                tokens=t.tokens, rtt_ms=t.network_ms, draft_ms=t.draft_ms, verify_ms=t.verify_ms,
                                round_ms=t.round_ms, rule=self.rule, lossless=self.lossless, server=t.server,
                                bytes_up=t.bytes_up, bytes_down=t.bytes_down, time=time.time())
-            dropped = self.feed.dropped
             self.feed.publish(event, scope.carrier)
-            self.metrics.feed_dropped.inc(self.feed.dropped - dropped)
         self.rounds += 1

@@ -65,7 +65,8 @@ def setup_tracing(default_service: str, env: Mapping[str, str] | None = None,
     config = TracingConfig.from_env(default_service, env)
     if not config.exporters:
         return None
-    resource = Resource.create({} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: config.service_name})
+    named = env.get("OTEL_SERVICE_NAME") or f"{SERVICE_NAME}=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    resource = Resource.create({} if named else {SERVICE_NAME: config.service_name})
     provider = TracerProvider(resource=resource)
     for name in config.exporters:
         provider.add_span_processor(BatchSpanProcessor(EXPORTERS[name]()))
