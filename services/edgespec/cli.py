@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -180,39 +181,11 @@ def _run_generate(a: argparse.Namespace) -> int:
             tracing.shutdown()
 
 
-def _run_demo(a: argparse.Namespace) -> int:
-    from edgespec.demo import run_demo
-    return run_demo(a)
-
-
-def _run_bench(a: argparse.Namespace) -> int:
-    from edgespec.bench.run import run_bench
-    return run_bench(a)
-
-
-def _run_vocabtrim(a: argparse.Namespace) -> int:
-    from edgespec.vocabtrim_cli import run_vocabtrim
-    return run_vocabtrim(a)
-
-
-def _run_calibrate(a: argparse.Namespace) -> int:
-    from edgespec.bench.calibrate import run_calibrate
-    return run_calibrate(a)
-
-
-def _run_trace_sink(a: argparse.Namespace) -> int:
-    from edgespec.telemetry.trace_sink import run_trace_sink
-    return run_trace_sink(a)
-
-
-def _run_trace_report(a: argparse.Namespace) -> int:
-    from edgespec.telemetry.trace_report import run_trace_report
-    return run_trace_report(a)
-
-
-def _run_watch(a: argparse.Namespace) -> int:
-    from edgespec.telemetry.watch import run_watch
-    return run_watch(a)
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """A command whose implementation is imported only when it runs (the CLI starts light)."""
+    def run(a: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), function)(a)
+    return run
 
 
 def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
@@ -232,15 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
         "draft": (_run_draft, "serve the draft model (+ the orchestrator) on the device"),
         "orchestrator": (_run_orchestrator, "serve the orchestrator in its own process"),
         "generate": (_run_generate, "generate through an orchestrator (SDK endpoint)"),
-        "demo": (_run_demo, "start target + draft on loopback, stream a generation, print stats"),
-        "bench": (_run_bench, "benchmark edgespec against HF target-only and assisted generation"),
+        "demo": (_lazy("edgespec.demo", "run_demo"),
+            "start target + draft on loopback, stream a generation, print stats"),
+        "bench": (_lazy("edgespec.bench.run", "run_bench"),
+            "benchmark edgespec against HF target-only and assisted generation"),
         "netproxy": (run_netproxy, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
-        "vocabtrim": (_run_vocabtrim, "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
+        "vocabtrim": (_lazy("edgespec.vocabtrim_cli", "run_vocabtrim"),
+            "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
         "sim": (run_sim_command, "device and edge as two network namespaces: shaped link, real servers, sweeps"),
-        "calibrate": (_run_calibrate, "fit the `semantic` rule's logistic head on the bundled prompts"),
-        "trace-sink": (_run_trace_sink, "OTLP/gRPC receiver appending the spans it gets to a JSONL file"),
-        "trace-report": (_run_trace_report, "spans JSONL -> Chrome-trace JSON (Perfetto) + an HTML report"),
-        "watch": (_run_watch, "live terminal view of an orchestrator's round feed (--feed-publish)"),
+        "calibrate": (_lazy("edgespec.bench.calibrate", "run_calibrate"),
+            "fit the `semantic` rule's logistic head on the bundled prompts"),
+        "trace-sink": (_lazy("edgespec.telemetry.trace_sink", "run_trace_sink"),
+            "OTLP/gRPC receiver appending the spans it gets to a JSONL file"),
+        "trace-report": (_lazy("edgespec.telemetry.trace_report", "run_trace_report"),
+            "spans JSONL -> Chrome-trace JSON (Perfetto) + an HTML report"),
+        "watch": (_lazy("edgespec.telemetry.watch", "run_watch"),
+            "live terminal view of an orchestrator's round feed (--feed-publish)"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (func, _) in commands.items():

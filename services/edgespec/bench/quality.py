@@ -12,12 +12,13 @@ import argparse
 import asyncio
 import importlib.resources
 import json
-import pathlib
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
+
+from edgespec.bench.outputs import write_outputs
 
 # name -> (rule, acceptance_params); every one runs at each --k
 SYSTEMS: dict[str, tuple[str, dict]] = {
@@ -148,12 +149,10 @@ def run_quality(a: argparse.Namespace) -> int:
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
             "answers": len(items) - len(prompts), "max_new_tokens": a.max_new_tokens, "k": a.k,
             "systems": _systems(a.systems), "date": time.strftime("%Y-%m-%d %H:%M")}
-    out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps({"meta": meta, "summary": summary,
-                                                  "outputs": [asdict(o) for o in scored]}, indent=1))
-    (out / "quality.md").write_text(to_markdown(meta, summary))
-    plot(summary, out / "quality.png")
-    print(to_markdown(meta, summary))
-    print(f"wrote {out / 'quality.json'}, {out / 'quality.md'} and {out / 'quality.png'}")
+    markdown = to_markdown(meta, summary)
+    wrote = write_outputs(a.out, "quality", {"meta": meta, "summary": summary,
+                                             "outputs": [asdict(o) for o in scored]},
+                          markdown, lambda path: plot(summary, path))
+    print(markdown)
+    print(wrote)
     return 0

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import pathlib
 import platform
 import time
 from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from edgespec.bench.outputs import write_outputs
 from edgespec.bench.report import REFERENCE
 
 
@@ -116,11 +115,9 @@ def run_bench(a: argparse.Namespace) -> int:
             "torch": torch.__version__, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
             "date": time.strftime("%Y-%m-%d %H:%M")}
     summary = summarize(runs)
-    out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps({"meta": meta, "summary": summary,
-                                                "runs": [r.__dict__ for r in runs]}, indent=1))
-    (out / "bench.md").write_text(to_markdown(meta, summary))
-    print(to_markdown(meta, summary))
-    print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    markdown = to_markdown(meta, summary)
+    wrote = write_outputs(a.out, "bench", {"meta": meta, "summary": summary, "runs": [r.__dict__ for r in runs]},
+                          markdown)
+    print(markdown)
+    print(wrote)
     return 0

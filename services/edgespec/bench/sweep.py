@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import pathlib
 import time
 from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
+
+from edgespec.bench.outputs import write_outputs
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,9 @@ def run_sweep(a: argparse.Namespace) -> int:
             "link": "in-process asyncio DelayProxy on the draft->target link (loopback)",
             "date": time.strftime("%Y-%m-%d %H:%M")}
     summary = summarize(runs, [p.label for p in policies])
-    out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps({"meta": meta, "summary": summary,
-                                                "runs": [asdict(r) for r in runs]}, indent=1))
-    (out / "sweep.md").write_text(to_markdown(meta, summary))
-    plot(summary, out / "sweep.png")
-    print(to_markdown(meta, summary))
-    print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'} and {out / 'sweep.png'}")
+    markdown = to_markdown(meta, summary)
+    wrote = write_outputs(a.out, "sweep", {"meta": meta, "summary": summary, "runs": [asdict(r) for r in runs]},
+                          markdown, lambda path: plot(summary, path))
+    print(markdown)
+    print(wrote)
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import pathlib
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ from contextlib import AsyncExitStack
 
 from tqdm import tqdm
 
+from edgespec.bench.outputs import write_outputs
 from edgespec.core.observer import NullObserver
 from edgespec.core.types import DraftPlan, StepResult
 
@@ -176,10 +176,6 @@ def run_telemetry_bench(a: argparse.Namespace) -> int:
     summary = _summary(results)
     meta = {"model": a.model, "prompts": len(prompts), "max_new_tokens": a.max_new_tokens, "k": a.k[0],
             "rounds": a.telemetry_rounds, "threads": a.threads, "date": time.strftime("%Y-%m-%d %H:%M")}
-    out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "telemetry.json").write_text(json.dumps({"meta": meta, "summary": summary, **results}, indent=1))
     markdown = _markdown(meta, results, summary)
-    (out / "telemetry.md").write_text(markdown)
-    print(markdown + f"wrote {out / 'telemetry.json'} and {out / 'telemetry.md'}")
+    print(markdown + write_outputs(a.out, "telemetry", {"meta": meta, "summary": summary, **results}, markdown))
     return 0 if summary["parity"] else 1

@@ -12,7 +12,6 @@ on the bundled prompts NOT used for tau (held out), so tau is not measured on ca
 from __future__ import annotations
 
 import asyncio
-import json
 import pathlib
 import platform
 import statistics
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from edgespec.bench.outputs import write_outputs
 from edgespec.bench.prompts import load_prompts
 from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
@@ -179,8 +179,5 @@ def run_vocabtrim_bench(config: TrimBenchConfig, out_dir: str | pathlib.Path) ->
               f"k={config.k}; timings: medians of {config.steps} interleaved steps, CPU time of the calling thread (wall in parentheses); torch {torch.__version__}, "
               f"{platform.machine()}, {config.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}\n\n")
     markdown = header + "\n".join(to_markdown(p, r, config) for p, r in results.items())
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "vocabtrim.json").write_text(json.dumps({"config": asdict(config), "results": results}, indent=1))
-    (out / "vocabtrim.md").write_text(markdown)
-    return markdown + f"\nwrote {out / 'vocabtrim.json'} and {out / 'vocabtrim.md'}\n"
+    wrote = write_outputs(out_dir, "vocabtrim", {"config": asdict(config), "results": results}, markdown)
+    return markdown + f"\n{wrote}\n"

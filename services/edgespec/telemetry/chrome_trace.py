@@ -10,7 +10,8 @@ slices on the round's own lane. Pure data shaping: it reads Span/RoundRow-like o
 
 from __future__ import annotations
 
-from edgespec.telemetry.trace_report import PART_LABELS, RoundRow, Span
+from edgespec.telemetry.span_file import Span
+from edgespec.telemetry.trace_report import PART_LABELS, RoundRow
 
 
 class _Clock:
@@ -92,7 +93,7 @@ def _split_events(rounds: list[RoundRow], place: dict[str, tuple[int, int]], clo
 
 def build(spans: list[Span], sessions: dict[str, str], rounds: list[RoundRow], *, source: str = "") -> dict:
     """The Chrome trace as a JSON-ready dict: {"traceEvents": [...], "displayTimeUnit": "ms", ...}.
-    `sessions` maps span_id -> session (trace_report.assign_sessions); `rounds` are the analysed rounds."""
+    `sessions` maps span_id -> session (span_file.assign_sessions); `rounds` are the analysed rounds."""
     clock = _Clock(min(s.start_ns for s in spans))
     pids, tids = _lanes(spans, sessions)
     place = {s.span_id: (pids[s.service], tids[sessions[s.span_id]]) for s in spans}

@@ -5,9 +5,10 @@ context (`traceparent`, `tracestate`) when a span is live, the body is a `RoundE
 Publishing never blocks decoding: the PUB socket has a bounded SNDHWM per subscriber and ZMQ
 drops a message for a subscriber whose queue is full, for that subscriber only: a stalled
 `watch` neither slows the loop nor starves the other subscribers. Subscribers see what they lost
-as gaps in a session's round numbers (`edgespec watch` shows them). PUB/SUB loses the first messages after a subscriber connects (slow joiner) and any under load:
-this is telemetry, never a channel for state the loop needs. Sockets are not thread-safe: use a
-feed or subscriber from the thread (event loop) that created it.
+as gaps in a session's round numbers (`edgespec watch` shows them). PUB/SUB also loses the first
+messages after a subscriber connects (slow joiner): this is telemetry, never a channel for state
+the loop needs. Sockets are not thread-safe: use a feed or subscriber from the thread (event
+loop) that created it.
 """
 
 from __future__ import annotations

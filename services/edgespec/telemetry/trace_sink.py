@@ -1,6 +1,6 @@
 """`edgespec trace-sink`: an OTLP/gRPC trace receiver (the TraceService of the stubs
 `opentelemetry-proto` ships) that appends every span it receives to a JSONL file, one flat
-object per span (the schema `trace_report.py` reads). It stands in for Jaeger where no
+object per span (the schema `span_file.py` reads). It stands in for Jaeger where no
 collector can be installed; it keeps nothing in memory and does no analysis.
 """
 
