@@ -10,6 +10,7 @@ import pytest
 from edgespec.bench.baselines import target_only
 from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
@@ -39,7 +40,8 @@ async def _run(drafter, verifier, k: int, n: int, eos=()) -> tuple[list[int], Sp
 @pytest.mark.parametrize("k", [1, 4, 32])
 async def test_single_process_loop_matches_target_greedy(pair, k):
     target, draft = pair
-    spec = SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="exact", max_new_tokens=50)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="exact",
+                                       max_new_tokens=50))
     verifier = LocalVerifier(target.model, target.vocab_size, spec)
     drafter = LocalDrafter(draft.model, spec)
     await verifier.prefill()
@@ -53,8 +55,9 @@ async def test_single_process_loop_matches_target_greedy(pair, k):
 async def test_hidden_states_cross_the_wire_and_loop_is_transport_agnostic(pair):
     target, draft = pair
     running, servicer = await start_target(TargetConfig(model="tiny", server=ServerOptions()), target)
-    spec = SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="exact", max_new_tokens=30,
-                       send_hidden_states=True, draft_hidden_size=draft.hidden_size)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="exact",
+                                       max_new_tokens=30, send_hidden_states=True,
+                                       draft_hidden_size=draft.hidden_size))
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
             verifier = await RemoteVerifier.open(channel, spec)

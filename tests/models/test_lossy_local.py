@@ -11,6 +11,7 @@ from edgespec.bench.baselines import target_only
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
@@ -26,9 +27,9 @@ def pair():
 
 async def _session(pair, acceptance: str, params: AcceptanceParams, hidden: bool = False, n: int = 40):
     target, draft = pair
-    spec = SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance=acceptance,
-                       max_new_tokens=n, acceptance_params=params, send_hidden_states=hidden,
-                       draft_hidden_size=draft.hidden_size if hidden else 0)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance=acceptance,
+                                       max_new_tokens=n, acceptance_params=params, send_hidden_states=hidden,
+                                       draft_hidden_size=draft.hidden_size if hidden else 0))
     verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
     await verifier.prefill()
     await drafter.prefill()
@@ -81,8 +82,8 @@ def test_semantic_head_file_round_trip_and_projection_check(pair, tmp_path):
     save_head(head, tmp_path / "head.pt")
     back = load_head(tmp_path / "head.pt")
     assert torch.equal(back.weights, head.weights) and back.bias == 0.5 and back.projection.shape == (64, 32)
-    spec = SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="semantic",
-                       max_new_tokens=8, send_hidden_states=True, draft_hidden_size=32)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="semantic",
+                                       max_new_tokens=8, send_hidden_states=True, draft_hidden_size=32))
     LocalVerifier(target.model, target.vocab_size, spec, head=back)       # 32 -> 64 projection: fine
     with pytest.raises(ValueError, match="draft_hidden_size"):
         LocalVerifier(target.model, target.vocab_size, spec)              # no projection: refused

@@ -14,6 +14,7 @@ import torch
 from edgespec.bench.baselines import target_only
 from edgespec.core.draft_length import Auto, LinkEstimates, PolicyConfig, make_policy
 from edgespec.core.loop import generate
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import probs_from_logits
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
@@ -32,7 +33,7 @@ def pair():
 async def _run(pair, policy, n: int, params=SamplingParams(), prompt=PROMPT) -> tuple[list[int], SpecDecodeStats]:
     target, draft = pair
     acceptance = "exact" if params.greedy else "rejection"
-    spec = SessionSpec(prompt_ids=prompt, params=params, acceptance=acceptance, max_new_tokens=n)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=prompt, params=params, acceptance=acceptance, max_new_tokens=n))
     verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
     await verifier.prefill()
     await drafter.prefill()

@@ -17,6 +17,7 @@ from edgespec.bench.baselines import target_only
 from edgespec.core.acceptance import get_rule
 from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import entropy, make_generator, probs_from_logits, sample
 from edgespec.core.types import SamplingParams, SessionSpec
 from edgespec.draft.config import DraftConfig
@@ -116,7 +117,8 @@ class _Spy:
 
 
 async def _run(target, draft, prompt_ids, params, acceptance, n=40):
-    spec = SessionSpec(prompt_ids=tuple(prompt_ids), params=params, acceptance=acceptance, max_new_tokens=n)
+    spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(prompt_ids), params=params, acceptance=acceptance,
+                                       max_new_tokens=n))
     verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), _Spy(LocalDrafter(draft.model, spec))
     await verifier.prefill()
     await drafter.prefill()

@@ -26,6 +26,7 @@ from edgespec.core.draft_length import FixedK
 from edgespec.core.loop import generate
 from edgespec.core.sampling import entropy, probs_from_logits
 from edgespec.core.stats import SpecDecodeStats
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import SamplingParams, SessionSpec
 from edgespec.models.kv_sequence import KVSequence
 from edgespec.models.local_drafter import LocalDrafter
@@ -88,8 +89,8 @@ async def greedy_tau(target: LoadedModel, draft: LoadedModel, prompts: list[list
     rounds = accepted = drafted = generated = 0
     draft_ms = seconds = 0.0
     for ids in prompts:
-        spec = SessionSpec(prompt_ids=tuple(ids), params=SamplingParams(), acceptance="exact",
-                           max_new_tokens=max_new_tokens)
+        spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(ids), params=SamplingParams(), acceptance="exact",
+                                           max_new_tokens=max_new_tokens))
         verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
         start, stats = time.perf_counter(), SpecDecodeStats()
         await verifier.prefill()

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 import grpc
 
 from edgespec.core.acceptance import RULES
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
 from edgespec.draft.config import DraftConfig
 from edgespec.models.local_drafter import LocalDrafter
@@ -54,7 +55,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
             raise SessionStateError("open: the first message of a session must be `open`")
         spec = codec.spec_from_pb(first.open)
         spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
-        drafter = LocalDrafter(self.draft.model, spec, self.executor)
+        drafter = LocalDrafter(self.draft.model, ResolvedSpec.of(spec), self.executor)
         session_id = self.sessions.open(drafter)
         try:
             prefill_ms = await drafter.prefill()

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import torch
 
-from edgespec.core.acceptance import get_rule
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import entropy, make_generator, probs_from_logits, sample
 from edgespec.core.types import (
-    Committed, DraftPlan, EntropyStop, Proposal, SessionSpec, SessionStateError, TopQ, Verdict)
+    Committed, DraftPlan, EntropyStop, Proposal, SessionStateError, TopQ, Verdict)
 from edgespec.models.kv_sequence import KVSequence
 
 DRAFT_STREAM = 2  # random stream id of the draft within a session seed
@@ -49,14 +49,14 @@ class LocalDrafter:
     the committed tokens (maybe minus pending ones) plus every tail token but the last.
     """
 
-    def __init__(self, model: torch.nn.Module, spec: SessionSpec, executor: Executor | None = None) -> None:
-        self.rule = get_rule(spec.acceptance)
-        self.rule.check(spec.params)
+    def __init__(self, model: torch.nn.Module, resolved: ResolvedSpec, executor: Executor | None = None) -> None:
+        spec = resolved.spec
+        self.rule = resolved.rule
         self.params = spec.params
         self.executor = executor
         self.send_hidden_states = spec.send_hidden_states
         # top-n q for DropMatch's JS criterion (the temperature-1 softmax when drafting greedily)
-        self.top_k = spec.acceptance_params.draft_top_k if self.rule.needs(spec.acceptance_params).top_q else 0
+        self.top_k = spec.acceptance_params.draft_top_k if resolved.needs.top_q else 0
         self.seq = KVSequence(model, list(spec.prompt_ids))
         self.generator = make_generator(spec.params.seed, DRAFT_STREAM)
         self.round = 0

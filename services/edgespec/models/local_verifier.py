@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from edgespec.core.acceptance import Needs, RuleInputs, get_rule
+from edgespec.core.acceptance import Needs, RuleInputs
 from edgespec.core.acceptance.semantic_score import SemanticHead
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import make_generator
 from edgespec.core.types import MAX_DRAFT_TOKENS, Proposal, SessionSpec, SessionStateError, Verdict
 from edgespec.models.kv_sequence import KVSequence
@@ -67,11 +68,9 @@ def check_rule_inputs(spec: SessionSpec, needs: Needs, target_hidden_size: int,
 class LocalVerifier:
     """One verification session over a loaded target model (runs compute on `executor`)."""
 
-    def __init__(self, model: torch.nn.Module, vocab_size: int, spec: SessionSpec,
+    def __init__(self, model: torch.nn.Module, vocab_size: int, resolved: ResolvedSpec,
                  executor: Executor | None = None, head: SemanticHead | None = None) -> None:
-        self.rule = get_rule(spec.acceptance)
-        self.rule.check(spec.params)
-        self.needs = self.rule.needs(spec.acceptance_params)
+        spec, self.rule, self.needs = resolved.spec, resolved.rule, resolved.needs
         check_rule_inputs(spec, self.needs, int(model.config.hidden_size), head)
         self.vocab_size = vocab_size
         self.params = spec.params

@@ -9,7 +9,8 @@ from typing import Protocol
 
 import grpc
 
-from edgespec.core.types import Drafter, SessionSpec
+from edgespec.core.resolved_spec import ResolvedSpec
+from edgespec.core.types import Drafter
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.presets import LoadedModel
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
@@ -21,7 +22,7 @@ from edgespec.v1 import draft_pb2_grpc, target_pb2
 class DraftBackend(Protocol):
     """Opens one drafting session per generation."""
 
-    async def open(self, spec: SessionSpec) -> Drafter: ...
+    async def open(self, resolved: ResolvedSpec) -> Drafter: ...
 
     async def hidden_size(self) -> int:
         """The draft model's hidden size d (what its hidden states upload carries)."""
@@ -34,8 +35,8 @@ class LocalDraftBackend:
     def __init__(self, draft: LoadedModel, executor: Executor, telemetry: Telemetry) -> None:
         self.draft, self.executor, self.telemetry = draft, executor, telemetry
 
-    async def open(self, spec: SessionSpec) -> Drafter:
-        drafter = LocalDrafter(self.draft.model, spec, self.executor)
+    async def open(self, resolved: ResolvedSpec) -> Drafter:
+        drafter = LocalDrafter(self.draft.model, resolved, self.executor)
         await drafter.prefill()
         return ObservedDrafter(drafter, self.telemetry, self.draft.name)
 
@@ -50,8 +51,8 @@ class RemoteDraftBackend:
         self.channel, self.limits = channel, limits
         self.info: target_pb2.ModelInfo | None = None
 
-    async def open(self, spec: SessionSpec) -> Drafter:
-        return await RemoteDrafter.open(self.channel, spec, self.limits)
+    async def open(self, resolved: ResolvedSpec) -> Drafter:
+        return await RemoteDrafter.open(self.channel, resolved, self.limits)
 
     async def hidden_size(self) -> int:
         if self.info is None:  # asked once: the draft model does not change under us

@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from edgespec.core.acceptance import get_rule
 from edgespec.core.channel import ChannelMeter
-from edgespec.core.draft_length import DraftLengthPolicy, LinkEstimates, PolicyConfig, make_policy
+from edgespec.core.draft_length import LinkEstimates, make_policy
 from edgespec.core.loop import generate
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import Drafter, SessionSpec
-from edgespec.models.prompting import encode_prompt
+from edgespec.core.types import Drafter
 from edgespec.orchestrator.backends import DraftBackend
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
+from edgespec.orchestrator.request import GenerationRequest, resolve_request
 from edgespec.rpc import codec
 from edgespec.rpc.remote import RemoteVerifier, StreamLimits
 from edgespec.rpc.sessions import SessionLimitError
@@ -47,18 +46,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
 
     async def Generate(self, request: orchestrator_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[orchestrator_pb2.GenerateResponse]:
-        spec = await self._with_hidden(self._spec(request))
-        policy = self._policy(request)
-        rule = get_rule(spec.acceptance)
-        channel = ChannelMeter() if rule.needs(spec.acceptance_params).channel else None
+        resolved = await self._with_hidden(resolve_request(request, self.config, self.tokenizer))
+        policy = make_policy(resolved.policy, resolved.policy_config, self.link)
+        rule, spec = resolved.rule, resolved.spec
+        channel = ChannelMeter() if resolved.session.needs.channel else None
         if self.live >= self.config.max_sessions:
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
         self.live += 1
         stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
-        observer = self._observer(request, spec, context)
+        observer = self._observer(resolved, context)
         verifier = drafter = error = None
         try:
-            verifier, drafter = await self._open_sessions(spec)
+            verifier, drafter = await self._open_sessions(resolved.session)
             observer.bind(verifier.session_id)
             async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids,
                                        channel, observer):
@@ -81,19 +80,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             finish_reason=finish, acceptance=rule.name, lossless=rule.lossless,
             stats=codec.stats_to_pb(stats)))
 
-    def _observer(self, request: orchestrator_pb2.GenerateRequest, spec: SessionSpec,
-                  context: grpc.aio.ServicerContext) -> SessionObserver:
+    def _observer(self, resolved: GenerationRequest, context: grpc.aio.ServicerContext) -> SessionObserver:
         """This generation's `session` span (in the caller's trace) and the observer of its rounds."""
-        rule = get_rule(spec.acceptance)
+        rule, spec = resolved.rule, resolved.spec
         attributes = {"edgespec.rule": rule.name, "edgespec.lossless": rule.lossless,
                       "edgespec.prompt_tokens": len(spec.prompt_ids), "edgespec.max_new_tokens": spec.max_new_tokens,
-                      "edgespec.policy": request.draft_length or self.config.default_policy}
+                      "edgespec.policy": resolved.policy}
         return self.telemetry.session(_parent_context(context), attributes, rule.name, rule.lossless)
 
-    async def _open_sessions(self, spec: SessionSpec) -> tuple[RemoteVerifier, Drafter]:
+    async def _open_sessions(self, session: ResolvedSpec) -> tuple[RemoteVerifier, Drafter]:
         """Open the target and draft sessions concurrently, so the two prefills overlap."""
-        opened = await asyncio.gather(RemoteVerifier.open(self.target_channel, spec, self.limits),
-                                      self.drafts.open(spec), return_exceptions=True)
+        opened = await asyncio.gather(RemoteVerifier.open(self.target_channel, session, self.limits),
+                                      self.drafts.open(session), return_exceptions=True)
         failures = [o for o in opened if isinstance(o, BaseException)]
         if failures:
             for session in opened:
@@ -102,32 +100,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise failures[0]
         return opened[0], opened[1]
 
-    def _policy(self, request: orchestrator_pb2.GenerateRequest) -> DraftLengthPolicy:
-        """A fresh policy for this request over the link estimates all requests share."""
-        config = PolicyConfig(k=request.k or self.config.default_k, k_max=request.k_max or self.config.default_k_max,
-                              proactive=request.proactive, early_stop=request.early_stop or "adaedl")
-        return make_policy(request.draft_length or self.config.default_policy, config, self.link)
-
-    def _spec(self, request: orchestrator_pb2.GenerateRequest) -> SessionSpec:
-        """Validate the request and turn it into a session spec (ValueError names the field)."""
-        if bool(request.prompt) == bool(request.prompt_token_ids):
-            raise ValueError("prompt: set exactly one of prompt and prompt_token_ids")
-        params = codec.sampling_from_pb(request.sampling)
-        acceptance = request.acceptance or ("exact" if params.greedy else "rejection")
-        get_rule(acceptance).check(params)
-        acceptance_params = codec.acceptance_params_from_pb(request.acceptance_params)
-        max_new = request.max_new_tokens or self.config.default_max_new_tokens
-        if max_new > self.config.max_new_tokens:
-            raise ValueError(f"max_new_tokens: must be <= {self.config.max_new_tokens}, got {max_new}")
-        ids = list(request.prompt_token_ids) or encode_prompt(self.tokenizer, request.prompt, request.raw)
-        return SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new,
-                           acceptance_params=acceptance_params)
-
-    async def _with_hidden(self, spec: SessionSpec) -> SessionSpec:
+    async def _with_hidden(self, resolved: GenerationRequest) -> GenerationRequest:
         """Ask the draft for its hidden states when the session's rule reads them."""
-        if not get_rule(spec.acceptance).needs(spec.acceptance_params).draft_hidden:
-            return spec
-        return replace(spec, send_hidden_states=True, draft_hidden_size=await self.drafts.hidden_size())
+        if not resolved.session.needs.draft_hidden:
+            return resolved
+        return resolved.with_draft_hidden(await self.drafts.hidden_size())
 
 
 def _parent_context(context: grpc.aio.ServicerContext) -> Context | None:

@@ -14,8 +14,8 @@ import grpc
 
 import torch
 
-from edgespec.core.acceptance import get_rule
-from edgespec.core.types import Committed, DraftPlan, Proposal, SessionSpec, Verdict
+from edgespec.core.resolved_spec import ResolvedSpec
+from edgespec.core.types import Committed, DraftPlan, Proposal, Verdict
 from edgespec.rpc import codec
 from edgespec.v1 import draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 
@@ -86,15 +86,15 @@ class RemoteVerifier:
         self.mismatch_first = mismatch_first
 
     @classmethod
-    async def open(cls, channel: grpc.aio.Channel, spec: SessionSpec,
+    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec,
                    limits: StreamLimits = StreamLimits()) -> RemoteVerifier:
         call = target_pb2_grpc.VerifierStub(channel).Session(timeout=limits.session_timeout_s)
         session = _Session(call, limits)
+        spec = resolved.spec
         request = target_pb2.VerifierRequest(open=codec.spec_to_pb(spec))
         response, _, _ = await session.ask(request, limits.open_timeout_s)
-        needs = get_rule(spec.acceptance).needs(spec.acceptance_params)
         return cls(session, response.opened,
-                   needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first")
+                   resolved.needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first")
 
     async def verify(self, proposal: Proposal) -> Verdict:
         block = codec.proposal_to_pb(proposal, self.session_id, hidden=not self.mismatch_first)
@@ -137,8 +137,9 @@ class RemoteDrafter:
         self.hidden_size = hidden_size
 
     @classmethod
-    async def open(cls, channel: grpc.aio.Channel, spec: SessionSpec,
+    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec,
                    limits: StreamLimits = StreamLimits()) -> RemoteDrafter:
+        spec = resolved.spec
         call = draft_pb2_grpc.DrafterStub(channel).Session(timeout=limits.session_timeout_s)
         session = _Session(call, limits)
         response, _, _ = await session.ask(draft_pb2.DrafterRequest(open=codec.spec_to_pb(spec)),

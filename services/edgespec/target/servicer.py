@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 import grpc
 
 from edgespec.core.acceptance import RULES
+from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import MAX_DRAFT_TOKENS, SessionSpec, SessionStateError
 from edgespec.models.local_verifier import LocalVerifier
 from edgespec.models.semantic_head import load_head
@@ -73,7 +74,8 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
             raise ConnectionError("open: the server is draining; open the session elsewhere")
         spec = codec.spec_from_pb(first.open)
         spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
-        verifier = LocalVerifier(self.target.model, self.target.vocab_size, spec, self.executor, self.head)
+        verifier = LocalVerifier(self.target.model, self.target.vocab_size, ResolvedSpec.of(spec), self.executor,
+                                 self.head)
         session_id = self.sessions.open(verifier)
         try:
             prefill_ms = await verifier.prefill()
