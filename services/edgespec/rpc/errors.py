@@ -13,6 +13,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from edgespec.core.types import SessionStateError
+from edgespec.models.kv_pool import KVPoolExhausted
 from edgespec.rpc.sessions import SessionLimitError, SessionNotFound
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 STATUS_OF: dict[type[BaseException], grpc.StatusCode] = {
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     SessionLimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    KVPoolExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     SessionStateError: grpc.StatusCode.FAILED_PRECONDITION,
     ValueError: grpc.StatusCode.INVALID_ARGUMENT,
     TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -58,6 +58,14 @@ class ServiceMetrics:
                                        buckets=MS_BUCKETS, registry=r)
         self.draft_len = Gauge("edgespec_draft_len", "Draft length k of the latest round", registry=r)
         self.live_sessions = Gauge("edgespec_live_sessions", "Live sessions", ["service"], registry=r)
+        self.kv_cache_used_tokens = Gauge("edgespec_kv_cache_used_tokens", "KV pool positions reserved by live "
+                                          "sessions", ["service"], registry=r)
+        self.kv_cache_capacity_tokens = Gauge("edgespec_kv_cache_capacity_tokens", "KV pool positions "
+                                              "preallocated", ["service"], registry=r)
+        self.batch_sessions = Histogram("edgespec_batch_sessions", "Sessions in one engine step (one forward)",
+                                        buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.batch_tokens = Histogram("edgespec_batch_tokens", "Tokens in one engine step (one forward)",
+                                      buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048), registry=r)
 
     def observe_round(self, step: StepResult, rule: str) -> None:
         """One step of the loop as the orchestrator saw it (a round, or a server-only token)."""

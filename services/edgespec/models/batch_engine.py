@@ -1,0 +1,227 @@
+"""BatchEngine: owns a model and its KV pool, and runs ONE forward per step over the work every
+live session has queued (iteration-level / continuous batching). Sessions reserve a pool slot
+(bounded wait, then `KVPoolExhausted` naming the limit and the use), then `feed` token ids on top
+of their slot and get back logits (and post-norm hidden states) for the rows they ask for.
+
+Scheduling: alone, a feed runs at once; under load each step takes the queue in FIFO order up to
+`max_batch_tokens` tokens and `max_batch_sessions` sessions. Prompts are fed in chunks of at most
+`prefill_chunk` tokens and keep their queue place, so a long prompt delays other sessions by at
+most one step and nothing starves (the head of the queue always runs). Per-session state (rule,
+generator, rounds) is NOT here: the engine sees token ids and slots only. Forwards run on the
+engine's own model thread; the asyncio side (queue, slots) lives on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from edgespec.models.engine_config import EngineConfig
+from edgespec.models.kv_pool import KVPool, KVPoolExhausted, Slot
+from edgespec.models.ragged_attention import RaggedStep, Segment, install, ragged_forward
+
+
+@dataclass(frozen=True)
+class FeedOut:
+    """A feed's result: the last `rows` positions' logits (and hidden states), and its timing."""
+
+    logits: torch.Tensor | None         # [rows, V] float32
+    hidden: torch.Tensor | None         # [rows, d] post-norm, when asked
+    queue_ms: float                     # submission -> its (first) step started
+    compute_ms: float                   # the forward(s) it rode in
+    steps: int                          # steps it took (> 1 only for a chunked prompt)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One engine step, for benchmarks and tests."""
+
+    index: int
+    sessions: int
+    tokens: int
+    ms: float
+
+
+@dataclass
+class _Work:
+    slot: Slot
+    ids: list[int]
+    rows: int
+    hidden: bool
+    chunked: bool
+    future: asyncio.Future
+    submitted: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    started: float | None = None
+    compute_ms: float = 0.0
+    steps: int = 0
+
+
+class BatchEngine:
+    """Continuous batching of forwards over one model and one preallocated KV pool."""
+
+    def __init__(self, model: torch.nn.Module, config: EngineConfig = EngineConfig(),
+                 on_step: Callable[[StepRecord], None] | None = None) -> None:
+        self.model, self.config, self.on_step = model, config, on_step
+        install(model)
+        self.pool = KVPool(model.config, config.kv_cache_tokens, next(model.parameters()).dtype, model.device)
+        self.lm_head = model.get_output_embeddings()
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-model")
+        self.queue: list[_Work] = []
+        self.steps: deque[StepRecord] = deque(maxlen=4096)   # the latest steps (benchmarks, tests)
+        self.step_count = 0
+        self.sessions = 0
+        self._driver: asyncio.Task | None = None
+        self._room: asyncio.Condition | None = None
+
+    # --- KV admission ---
+    async def reserve(self, tokens: int) -> Slot:
+        """A slot for `tokens` positions; waits up to `admission_wait_s` for room, then raises."""
+        if tokens > self.pool.tokens:
+            raise KVPoolExhausted(self._full(tokens, "more than the whole pool"))
+        slot = self.pool.allocate(tokens)
+        if slot is None:
+            room = self._condition()
+            async with room:
+                try:
+                    await asyncio.wait_for(room.wait_for(lambda: self.pool.largest_free() >= tokens),
+                                           self.config.admission_wait_s)
+                except TimeoutError:
+                    raise KVPoolExhausted(self._full(tokens, f"waited {self.config.admission_wait_s:g}s")) from None
+                slot = self.pool.allocate(tokens)
+        self.sessions += 1
+        return slot
+
+    def release(self, slot: Slot) -> None:
+        """Free a slot now (drops its queued work); waiting admissions retry."""
+        if not slot.capacity:
+            return
+        for work in [w for w in self.queue if w.slot is slot]:
+            self.queue.remove(work)
+            work.future.cancel()
+        self.pool.free(slot)
+        self.sessions -= 1
+        room = self._condition()
+        asyncio.get_running_loop().create_task(self._notify(room))
+
+    def _full(self, tokens: int, why: str) -> str:
+        return (f"kv_cache_tokens: a session needs {tokens} KV positions; {self.pool.used} of "
+                f"{self.pool.tokens} are reserved by {self.sessions} live sessions ({why})")
+
+    def _condition(self) -> asyncio.Condition:
+        if self._room is None:
+            self._room = asyncio.Condition()
+        return self._room
+
+    @staticmethod
+    async def _notify(room: asyncio.Condition) -> None:
+        async with room:
+            room.notify_all()
+
+    # --- work ---
+    async def feed(self, slot: Slot, ids: list[int], rows: int = 0, hidden: bool = False) -> FeedOut:
+        """Feed `ids` on top of `slot`'s cached positions; logits for the last `rows` of them."""
+        if not slot.capacity:
+            raise ValueError("slot: the session's KV slot was already released")
+        if slot.length + len(ids) > slot.capacity:
+            raise ValueError(f"token_ids: {slot.length + len(ids)} KV positions exceed the session's "
+                             f"reservation of {slot.capacity}")
+        if not ids or rows > len(ids):
+            raise ValueError(f"feed: {len(ids)} ids cannot give {rows} rows")
+        work = _Work(slot, list(ids), rows, hidden, chunked=rows == 0,
+                     future=asyncio.get_running_loop().create_future())
+        self.queue.append(work)
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        return await work.future
+
+    def _take(self) -> list[tuple[_Work, int]]:
+        """This step's share of the queue: FIFO, within the token and session budgets."""
+        budget, batch, slots = self.config.max_batch_tokens, [], set()
+        for work in self.queue:
+            if len(batch) == self.config.max_batch_sessions or id(work.slot) in slots:
+                break
+            left = len(work.ids) - work.done
+            n = min(left, self.config.prefill_chunk, budget) if work.chunked else left
+            if n < 1 or n > budget:
+                break
+            batch.append((work, n))
+            slots.add(id(work.slot))
+            budget -= n
+        return batch
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.queue:
+            batch = self._take()
+            started = time.perf_counter()
+            for work, _ in batch:
+                work.started = work.started or started
+            try:
+                outs = await loop.run_in_executor(self.executor, self._step, batch)
+            except Exception as exc:  # noqa: BLE001 - a failed step fails its feeds, not the engine
+                outs = [exc] * len(batch)
+            ms = (time.perf_counter() - started) * 1e3
+            record = StepRecord(self.step_count, len(batch), sum(n for _, n in batch), ms)
+            self.step_count += 1
+            self.steps.append(record)
+            if self.on_step is not None:
+                self.on_step(record)
+            for (work, n), out in zip(batch, outs):
+                work.compute_ms += ms
+                work.steps += 1
+                if isinstance(out, Exception) or work.done == len(work.ids):
+                    if work in self.queue:
+                        self.queue.remove(work)
+                    self._resolve(work, out)
+
+    @staticmethod
+    def _resolve(work: _Work, out) -> None:
+        if work.future.done():
+            return
+        if isinstance(out, Exception):
+            work.future.set_exception(out)
+            return
+        logits, hidden = out
+        queue_ms = ((work.started or work.submitted) - work.submitted) * 1e3
+        work.future.set_result(FeedOut(logits, hidden, queue_ms, work.compute_ms, work.steps))
+
+    def _step(self, batch: list[tuple[_Work, int]]) -> list:
+        """One forward over the batch (model thread); per work: (logits, hidden) or None."""
+        segments, ids = [], []
+        for work, n in batch:
+            segments.append(Segment(work.slot, work.slot.length, n, len(ids)))
+            ids.extend(work.ids[work.done:work.done + n])
+        with torch.inference_mode():
+            states = ragged_forward(self.model, RaggedStep(self.pool, segments),
+                                    torch.tensor(ids, dtype=torch.long, device=self.pool.keys[0].device))
+            outs = []
+            for (work, n), segment in zip(batch, segments):
+                work.slot.length += n
+                work.done += n
+                if work.done < len(work.ids) or not work.rows:
+                    outs.append((None, None))
+                    continue
+                rows = states[segment.at + n - work.rows: segment.at + n]
+                outs.append((self._logits(rows), rows.float().cpu() if work.hidden else None))
+        return outs
+
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(rows).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits.cpu()
+
+    def close(self) -> None:
+        """Stop the model thread (the pool goes with the engine)."""
+        for work in self.queue:
+            work.future.cancel()
+        self.queue.clear()
+        self.executor.shutdown(wait=False)

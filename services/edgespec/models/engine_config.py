@@ -1,0 +1,28 @@
+"""EngineConfig: the batching and KV-memory limits of a `BatchEngine` (CLI flags map 1:1). A
+plain value with its checks; no torch or transformers import, so configs and the CLI stay light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_BLOCK_FEED = 34  # a verify feed: at most 32 drafts + the pending bonus + a correction
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How much KV memory to preallocate and how much work one step may take."""
+
+    kv_cache_tokens: int = 16384       # KV positions preallocated for all sessions together
+    max_batch_tokens: int = 512        # tokens in one step's forward
+    max_batch_sessions: int = 64       # sessions in one step (1: one session per forward, unbatched)
+    prefill_chunk: int = 256           # most prompt tokens of one session in one step
+    admission_wait_s: float = 5.0      # how long a new session waits for KV room before refusal
+
+    def __post_init__(self) -> None:
+        if self.max_batch_tokens < MAX_BLOCK_FEED:
+            raise ValueError(f"max_batch_tokens must be >= {MAX_BLOCK_FEED}, got {self.max_batch_tokens}")
+        for name in ("kv_cache_tokens", "max_batch_sessions", "prefill_chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.admission_wait_s < 0:
+            raise ValueError(f"admission_wait_s must be >= 0, got {self.admission_wait_s}")
