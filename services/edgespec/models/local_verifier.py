@@ -1,6 +1,8 @@
-"""LocalVerifier: the target side of one session in this process — prefill once, then one forward
-pass per proposal, the acceptance rule, KV rollback to the committed length. The target gRPC
-servicer wraps it; tests and single-process mode call it directly. Knows nothing about gRPC.
+"""LocalVerifier: the target side of one session — prefill once, then one forward pass per
+proposal, the acceptance rule, KV rollback to the committed length, the session's token budget.
+The forwards run in a `BatchEngine` (batched with other sessions' work in a server; a private
+engine in single-process mode); the rule, its generator and the round state stay here. The target
+gRPC servicer wraps it; tests and single-process mode call it directly. Knows nothing about gRPC.
 
 A round is `begin` (admit + the forward pass) then `finish` (the rule, rollback, commit). Between
 the two, a `mismatch-first` semantic session lacks the draft's hidden states: `PendingBlock.missing`
@@ -24,7 +26,8 @@ from edgespec.core.acceptance.semantic_score import SemanticHead
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import make_generator
 from edgespec.core.types import MAX_DRAFT_TOKENS, Proposal, SessionSpec, SessionStateError, Verdict
-from edgespec.models.kv_sequence import KVSequence
+from edgespec.models.batch_engine import BatchEngine, EngineConfig
+from edgespec.models.kv_pool import Slot
 
 TARGET_STREAM = 1  # random stream id of the target within a session seed
 
@@ -66,10 +69,13 @@ def check_rule_inputs(spec: SessionSpec, needs: Needs, target_hidden_size: int,
 
 
 class LocalVerifier:
-    """One verification session over a loaded target model (runs compute on `executor`)."""
+    """One verification session over a loaded target model. Its forwards run in `engine` (shared
+    by every session of a target server; a private one-session engine when none is given), its
+    rule on `executor`."""
 
     def __init__(self, model: torch.nn.Module, vocab_size: int, resolved: ResolvedSpec,
-                 executor: Executor | None = None, head: SemanticHead | None = None) -> None:
+                 executor: Executor | None = None, head: SemanticHead | None = None,
+                 engine: BatchEngine | None = None) -> None:
         spec, self.rule, self.needs = resolved.spec, resolved.rule, resolved.needs
         check_rule_inputs(spec, self.needs, int(model.config.hidden_size), head)
         self.vocab_size = vocab_size
@@ -83,24 +89,59 @@ class LocalVerifier:
         self.hidden_size = spec.draft_hidden_size if spec.send_hidden_states and not self.mismatch_first else None
         self.pending_block = False
         self.executor = executor
-        self.seq = KVSequence(model, list(spec.prompt_ids))
+        self.tokens: list[int] = list(spec.prompt_ids)
+        self.prompt_len, self.max_new_tokens = len(spec.prompt_ids), spec.max_new_tokens
+        self.owns_engine = engine is None
+        self.engine = engine or BatchEngine(model, EngineConfig(kv_cache_tokens=self.kv_tokens, admission_wait_s=0))
+        self.slot: Slot | None = None
+        self.forward_passes = 0
         self.generator = make_generator(spec.params.seed, TARGET_STREAM)
         self.round = 0
         self.awaiting_correction = False
 
+    @property
+    def kv_tokens(self) -> int:
+        """KV positions this session can ever hold: its prompt and every token it may commit."""
+        return self.prompt_len + self.max_new_tokens + 1
+
+    @property
+    def cache_len(self) -> int:
+        return self.slot.length if self.slot is not None else 0
+
     async def prefill(self) -> float:
-        """Feed the prompt minus its last token (which leads the first block); return ms."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._prefill)
+        """Reserve the session's KV slot (may wait for room), then feed the prompt minus its last
+        token (which leads the first block); return ms."""
+        start = time.perf_counter()
+        if self.slot is None:
+            self.slot = await self.engine.reserve(self.kv_tokens)
+        if len(self.tokens) > 1:
+            await self.engine.feed(self.slot, self.tokens[self.cache_len:-1])
+            self.forward_passes += 1
+        return (time.perf_counter() - start) * 1e3
 
     async def verify(self, proposal: Proposal) -> Verdict:
         """One round in process: the proposal carries every input the rule reads."""
         return await self.finish(await self.begin(proposal))
 
-    async def begin(self, proposal: Proposal) -> PendingBlock:
-        """Admit the block and run the target's forward pass over it."""
-        submitted = time.perf_counter()
-        pending = await asyncio.get_running_loop().run_in_executor(self.executor, self._begin, proposal)
-        return replace(pending, queue_ms=max(0.0, pending.start - submitted) * 1e3)
+    async def begin(self, proposal: Proposal, server_tokens: int = 0) -> PendingBlock:
+        """Admit the block (and the budget of `server_tokens` verdicts it asks for, if any) and run
+        the target's forward pass over it, batched with whatever other sessions have queued."""
+        start = time.perf_counter()
+        self._admit(proposal, server_tokens)
+        drafts = list(proposal.tokens)
+        k = len(drafts)
+        out = await self.engine.feed(self.slot, self.tokens[self.cache_len:] + drafts, rows=k + 1,
+                                     hidden=self.needs.target_hidden)
+        self.forward_passes += 1
+        self.pending_block = True
+        missing = ()
+        if self.mismatch_first and proposal.hidden_states is None and k:
+            mismatched = out.logits[:k].argmax(-1) != torch.tensor(drafts, dtype=torch.long)
+            missing = tuple(int(i) for i in torch.nonzero(mismatched).flatten())
+            if not missing:  # all exact matches: no hidden state is read
+                proposal = replace(proposal, hidden_states=torch.zeros((k, self.draft_hidden_size)))
+        return PendingBlock(proposal, out.logits, out.hidden, start, missing, queue_ms=out.queue_ms,
+                            compute_ms=out.compute_ms)
 
     async def finish(self, pending: PendingBlock) -> Verdict:
         """Apply the rule to a block whose `missing` hidden states have been filled in."""
@@ -112,41 +153,17 @@ class LocalVerifier:
         """Server-only mode: verify the empty `proposal`, then n - 1 more target-only tokens."""
         if proposal.k or n < 1:
             raise ValueError("server_tokens: a server-only block drafts nothing and asks for >= 1 token")
-        yield await self.verify(proposal)
+        yield await self.finish(await self.begin(proposal, n))
         for _ in range(n - 1):
             yield await self.verify(Proposal(round=self.round, tokens=()))
 
     async def close(self) -> None:
-        self.seq.cache = None  # free the KV cache now, not at garbage collection
-
-    @property
-    def forward_passes(self) -> int:
-        return self.seq.forward_passes
-
-    def _prefill(self) -> float:
-        start = time.perf_counter()
-        if len(self.seq.tokens) > 1:
-            with torch.inference_mode():
-                self.seq.feed(self.seq.tokens[:-1])
-        return (time.perf_counter() - start) * 1e3
-
-    def _begin(self, proposal: Proposal) -> PendingBlock:
-        start = time.perf_counter()
-        self._admit(proposal)
-        drafts = list(proposal.tokens)
-        k = len(drafts)
-        with torch.inference_mode():
-            out = self.seq.feed(self.seq.pending() + drafts, hidden=self.needs.target_hidden)
-        self.pending_block = True
-        logits = out.logits[-(k + 1):]
-        missing = ()
-        if self.mismatch_first and proposal.hidden_states is None and k:
-            mismatched = logits[:k].argmax(-1) != torch.tensor(drafts, dtype=torch.long)
-            missing = tuple(int(i) for i in torch.nonzero(mismatched).flatten())
-            if not missing:  # all exact matches: no hidden state is read
-                proposal = replace(proposal, hidden_states=torch.zeros((k, self.draft_hidden_size)))
-        hidden = out.hidden[-(k + 1):] if out.hidden is not None else None
-        return PendingBlock(proposal, logits, hidden, start, missing, compute_ms=(time.perf_counter() - start) * 1e3)
+        """Free the KV slot now (and the private engine, if this session made one)."""
+        if self.slot is not None:
+            self.engine.release(self.slot)
+            self.slot = None
+        if self.owns_engine:
+            self.engine.close()
 
     def _finish(self, pending: PendingBlock) -> Verdict:
         start = time.perf_counter()
@@ -155,15 +172,15 @@ class LocalVerifier:
             outcome = self.rule.verify(drafts, proposal.q_probs, pending.logits, self.params,
                                        self.generator, self._inputs(pending))
         self.pending_block = False
-        self.seq.rollback(len(self.seq.tokens) + outcome.accepted)
+        self.slot.rollback(len(self.tokens) + outcome.accepted)
         bonus_or_correction = [] if outcome.token is None else [outcome.token]
-        self.seq.commit(drafts[: outcome.accepted] + bonus_or_correction)
+        self.tokens.extend(drafts[: outcome.accepted] + bonus_or_correction)
         self.awaiting_correction = outcome.token is None
         self.round += 1
         return Verdict(round=proposal.round, accepted=outcome.accepted, token=outcome.token,
                        residual_p=outcome.residual_p,
                        verify_ms=pending.compute_ms + (time.perf_counter() - start) * 1e3,
-                       target_forward_passes=self.seq.forward_passes, relaxed=outcome.relaxed,
+                       target_forward_passes=self.forward_passes, relaxed=outcome.relaxed,
                        queue_ms=pending.queue_ms)
 
     def _inputs(self, pending: PendingBlock) -> RuleInputs:
@@ -173,8 +190,10 @@ class LocalVerifier:
                           draft_hidden=draft_hidden, top_q=proposal.top_q, channel=proposal.channel,
                           head=self.head)
 
-    def _admit(self, proposal: Proposal) -> None:
-        """Check the proposal against the session state; apply a deferred correction."""
+    def _admit(self, proposal: Proposal, server_tokens: int = 0) -> None:
+        """Check the proposal against the session state and budget; apply a deferred correction."""
+        if self.slot is None:
+            raise SessionStateError("open: the session has no KV slot (prefill first, or it was closed)")
         if self.pending_block:
             raise SessionStateError(f"round: round {self.round} is still waiting for its hidden states")
         if proposal.round != self.round:
@@ -197,5 +216,11 @@ class LocalVerifier:
         if self.awaiting_correction != (proposal.correction is not None):
             want = "requires" if self.awaiting_correction else "must not carry"
             raise SessionStateError(f"correction: round {self.round} {want} a correction token")
+        # committed so far + the correction this block carries + up to k drafts + bonus/correction
+        committed = len(self.tokens) - self.prompt_len + (proposal.correction is not None)
+        most = committed + max(proposal.k + 1, server_tokens)
+        if most > self.max_new_tokens:
+            raise SessionStateError(f"max_new_tokens: this block could commit up to {most} tokens, past "
+                                    f"the session's max_new_tokens {self.max_new_tokens}")
         if proposal.correction is not None:
-            self.seq.commit([proposal.correction])
+            self.tokens.append(proposal.correction)

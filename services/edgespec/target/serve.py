@@ -1,10 +1,12 @@
-"""`edgespec target`: load the target model and serve `edgespec.v1.Verifier` until signalled."""
+"""`edgespec target`: load the target model and serve `edgespec.v1.Verifier` until signalled.
+`start_target` creates the batch engine (the model's forwards and KV pool); `stop_target`, its
+counterpart, closes it after the sessions are gone."""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
+from edgespec.models.batch_engine import BatchEngine
 from edgespec.models.loading import set_threads
 from edgespec.models.presets import load_model
 from edgespec.rpc.server import RunningServer, start_server
@@ -20,25 +22,47 @@ SERVICE = target_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
 async def start_target(config: TargetConfig, target=None,
                        telemetry: Telemetry | None = None) -> tuple[RunningServer, VerifierServicer]:
     """Start a target server (loading the model unless `target` is given; telemetry from the
-    config unless `telemetry` is given)."""
+    config unless `telemetry` is given). Stop it with `stop_target`."""
     target = target or load_model(config.model, "target", dtype=config.dtype, device=config.device)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-model")
-    servicer = VerifierServicer(target, config, executor, telemetry or Telemetry(config.telemetry))
+    telemetry = telemetry or Telemetry(config.telemetry)
+    metrics = telemetry.metrics
+
+    def observe_step(step) -> None:
+        metrics.batch_sessions.observe(step.sessions)
+        metrics.batch_tokens.observe(step.tokens)
+    engine = BatchEngine(target.model, config.engine, on_step=observe_step)
+    servicer = VerifierServicer(target, config, engine, telemetry)
 
     def register(server) -> list[str]:
         target_pb2_grpc.add_VerifierServicer_to_server(servicer, server)
         return [SERVICE]
-    running = await start_server(config.server, register, servicer.telemetry.metrics.count_error)
+    try:
+        running = await start_server(config.server, register, servicer.telemetry.metrics.count_error)
+    except BaseException:
+        engine.close()
+        raise
     servicer.start()
     return running, servicer
+
+
+async def stop_target(running: RunningServer, servicer: VerifierServicer, drain: bool = False) -> None:
+    """Stop the server (letting sessions drain within the grace period when `drain`), free the
+    sessions, then close the engine `start_target` created."""
+    try:
+        await running.stop(servicer.drain if drain else None)
+    finally:
+        await servicer.shutdown()
+        servicer.engine.close()
 
 
 async def serve(config: TargetConfig) -> None:
     set_threads(config.threads)
     with process_telemetry("edgespec-target", config.telemetry) as telemetry:
         running, servicer = await start_target(config, telemetry=telemetry)
-        log.info("target %s ready on %s", servicer.target.name, running.address)
+        log.info("target %s ready on %s (KV pool %d tokens)", servicer.target.name, running.address,
+                 servicer.engine.pool.tokens)
         try:
             await running.wait_for_signal(servicer.drain)
         finally:
             await servicer.shutdown()
+            servicer.engine.close()
