@@ -36,6 +36,7 @@ class FeedOut:
     queue_ms: float                     # submission -> its (first) step started
     compute_ms: float                   # the forward(s) it rode in
     steps: int                          # steps it took (> 1 only for a chunked prompt)
+    waited_steps: int                   # steps that started after it was queued, before its own
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class _Work:
     chunked: bool
     future: asyncio.Future
     submitted: float = field(default_factory=time.perf_counter)
+    queued_at_step: int = 0
+    first_step: int | None = None
     done: int = 0
     started: float | None = None
     compute_ms: float = 0.0
@@ -136,7 +139,7 @@ class BatchEngine:
         if not ids or rows > len(ids):
             raise ValueError(f"feed: {len(ids)} ids cannot give {rows} rows")
         work = _Work(slot, list(ids), rows, hidden, chunked=rows == 0,
-                     future=asyncio.get_running_loop().create_future())
+                     future=asyncio.get_running_loop().create_future(), queued_at_step=self.step_count)
         self.queue.append(work)
         if self._driver is None or self._driver.done():
             self._driver = asyncio.get_running_loop().create_task(self._drive())
@@ -164,6 +167,7 @@ class BatchEngine:
             started = time.perf_counter()
             for work, _ in batch:
                 work.started = work.started or started
+                work.first_step = self.step_count if work.first_step is None else work.first_step
             try:
                 outs = await loop.run_in_executor(self.executor, self._step, batch)
             except Exception as exc:  # noqa: BLE001 - a failed step fails its feeds, not the engine
@@ -191,7 +195,8 @@ class BatchEngine:
             return
         logits, hidden = out
         queue_ms = ((work.started or work.submitted) - work.submitted) * 1e3
-        work.future.set_result(FeedOut(logits, hidden, queue_ms, work.compute_ms, work.steps))
+        work.future.set_result(FeedOut(logits, hidden, queue_ms, work.compute_ms, work.steps,
+                                       work.first_step - work.queued_at_step))
 
     def _step(self, batch: list[tuple[_Work, int]]) -> list:
         """One forward over the batch (model thread); per work: (logits, hidden) or None."""
