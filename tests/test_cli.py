@@ -106,3 +106,35 @@ def test_busy_metrics_port_is_one_line():
         r = edgespec("target", "--model", "tiny", "--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{port}",
                      timeout=60)
     assert r.returncode == 1 and "metrics_listen: cannot serve on" in r.stderr and "Traceback" not in r.stderr
+
+
+HEAVY = ("torch", "transformers")
+_IMPORTED_AFTER = ("import sys\nfrom edgespec.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
+                   "    pass\nprint('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))")
+
+
+def _heavy_modules_after(*args: str) -> list[str]:
+    """Which of HEAVY a fresh interpreter has imported after running `edgespec ARGS`."""
+    out = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER.format(heavy=HEAVY), *args], capture_output=True,
+                         text=True, timeout=120, stdin=subprocess.DEVNULL)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("HEAVY="))
+    return [name for name in line.removeprefix("HEAVY=").split(",") if name]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"]])
+def test_help_does_not_import_torch_or_transformers(args):
+    assert _heavy_modules_after(*args) == []
+
+
+def test_generate_does_not_import_torch_or_transformers(servers):
+    _, draft = servers
+    assert _heavy_modules_after("generate", "--server", draft, "--prompt", "hi", "--max-new-tokens", "4") == []
+
+
+def test_a_server_command_still_gets_its_flags():
+    # the lazy parser adds a command's flags only for that command: every command must still parse its own
+    from edgespec.cli import COMMANDS, build_parser
+    for name in COMMANDS:
+        full = build_parser()._subparsers._group_actions[0].choices[name]
+        only = build_parser(name)._subparsers._group_actions[0].choices[name]
+        assert [a.dest for a in only._actions] == [a.dest for a in full._actions], name

@@ -14,14 +14,17 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from edgespec.draft.config import DraftConfig
 from edgespec.net.cli import add_emulation_flags, add_netproxy_flags, link_spec_from_args, run_netproxy
-from edgespec.orchestrator.config import OrchestratorConfig
-from edgespec.rpc.server import ServerOptions
 from edgespec.sim.cli import add_sim_flags, run_sim_command
-from edgespec.target.config import TargetConfig
-from edgespec.telemetry.options import TelemetryOptions
+
+if TYPE_CHECKING:  # the configs (and torch below them) load only when a command builds one
+    from edgespec.draft.config import DraftConfig
+    from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.rpc.server import ServerOptions
+    from edgespec.target.config import TargetConfig
+    from edgespec.telemetry.options import TelemetryOptions
 
 DEFAULT_TARGET_PORT, DEFAULT_DRAFT_PORT = 50051, 50052
 
@@ -48,6 +51,7 @@ def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
 
 
 def telemetry_options(a: argparse.Namespace) -> TelemetryOptions:
+    from edgespec.telemetry.options import TelemetryOptions
     return TelemetryOptions(metrics_listen=a.metrics_listen, feed_publish=getattr(a, "feed_publish", None),
                             feed_hwm=getattr(a, "feed_hwm", 1000))
 
@@ -80,6 +84,7 @@ def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
 
 
 def server_options(a: argparse.Namespace) -> ServerOptions:
+    from edgespec.rpc.server import ServerOptions
     return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=not a.no_reflection,
                          grace_s=a.grace, keepalive_time_s=a.keepalive_time,
                          keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file)
@@ -92,10 +97,12 @@ def _model_service(a: argparse.Namespace) -> dict:
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
+    from edgespec.target.config import TargetConfig
     return TargetConfig(**_model_service(a), semantic_head=a.semantic_head)
 
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
+    from edgespec.orchestrator.config import OrchestratorConfig
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
         default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
@@ -103,6 +110,7 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
+    from edgespec.draft.config import DraftConfig
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
                        orchestrator=orchestrator_config(a, tokenizer=a.model), link=link_spec_from_args(a),
                        vocab_trim=a.vocab_trim)
@@ -196,75 +204,98 @@ def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
     orch.add_argument("--max-sessions", type=int, default=16)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _draft_parser(p: argparse.ArgumentParser) -> None:
+    _server_flags(p, DEFAULT_DRAFT_PORT)
+    _model_flags(p)
+    _orchestrator_flags(p)
+    _telemetry_flags(p, feed=True)
+    add_emulation_flags(p)
+    p.add_argument("--no-orchestrator", action="store_true", help="serve only the Drafter service, not the SDK endpoint")
+    p.add_argument("--vocab-trim", default=None,
+                   help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
+
+
+def _target_parser(p: argparse.ArgumentParser) -> None:
+    _target_flags(p)
+    _telemetry_flags(p, feed=False)
+
+
+def _orchestrator_parser(p: argparse.ArgumentParser) -> None:
+    _telemetry_flags(p, feed=True)
+    _standalone_orchestrator_flags(p)
+
+
+def _generate_parser(p: argparse.ArgumentParser) -> None:
+    _generate_flags(p)
+    p.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timeout", type=float, default=600.0, help="deadline for the call, s")
+
+
+def _demo_parser(p: argparse.ArgumentParser) -> None:
+    _generate_flags(p, prompt_required=False)
+    p.add_argument("--model", default="smollm2", help="preset for both draft and target")
+
+
+def _lazy_flags(module: str, function: str) -> Callable[[argparse.ArgumentParser], None]:
+    """Flags whose module is imported only when its command is the one parsed."""
+    def add(p: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), function)(p)
+    return add
+
+
+# name: (run, add its flags, help)
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
+    "target": (_run_target, _target_parser, "serve the target verifier (edge server / GPU side)"),
+    "draft": (_run_draft, _draft_parser, "serve the draft model (+ the orchestrator) on the device"),
+    "orchestrator": (_run_orchestrator, _orchestrator_parser, "serve the orchestrator in its own process"),
+    "generate": (_run_generate, _generate_parser, "generate through an orchestrator (SDK endpoint)"),
+    "demo": (_lazy("edgespec.demo", "run_demo"), _demo_parser,
+             "start target + draft on loopback, stream a generation, print stats"),
+    "bench": (_lazy("edgespec.bench.run", "run_bench"), _lazy_flags("edgespec.bench.run", "add_bench_flags"),
+              "benchmark edgespec against HF target-only and assisted generation"),
+    "netproxy": (run_netproxy, add_netproxy_flags, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
+    "vocabtrim": (_lazy("edgespec.vocabtrim_cli", "run_vocabtrim"),
+                  _lazy_flags("edgespec.vocabtrim_cli", "add_vocabtrim_flags"),
+                  "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
+    "sim": (run_sim_command, add_sim_flags,
+            "device and edge as two network namespaces: shaped link, real servers, sweeps"),
+    "calibrate": (_lazy("edgespec.bench.calibrate", "run_calibrate"),
+                  _lazy_flags("edgespec.bench.calibrate", "add_calibrate_flags"),
+                  "fit the `semantic` rule's logistic head on the bundled prompts"),
+    "trace-sink": (_lazy("edgespec.telemetry.trace_sink", "run_trace_sink"),
+                   _lazy_flags("edgespec.telemetry.trace_sink", "add_trace_sink_flags"),
+                   "OTLP/gRPC receiver appending the spans it gets to a JSONL file"),
+    "trace-report": (_lazy("edgespec.telemetry.trace_report", "run_trace_report"),
+                     _lazy_flags("edgespec.telemetry.trace_report", "add_trace_report_flags"),
+                     "spans JSONL -> Chrome-trace JSON (Perfetto) + an HTML report"),
+    "watch": (_lazy("edgespec.telemetry.watch", "run_watch"), _lazy_flags("edgespec.telemetry.watch", "add_watch_flags"),
+              "live terminal view of an orchestrator's round feed (--feed-publish)"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with `command`, only that subcommand gets its flags (and imports what they
+    need), so `edgespec --help` and `edgespec generate` never load torch."""
     parser = argparse.ArgumentParser(prog="edgespec", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands: dict[str, tuple[Callable, str]] = {
-        "target": (_run_target, "serve the target verifier (edge server / GPU side)"),
-        "draft": (_run_draft, "serve the draft model (+ the orchestrator) on the device"),
-        "orchestrator": (_run_orchestrator, "serve the orchestrator in its own process"),
-        "generate": (_run_generate, "generate through an orchestrator (SDK endpoint)"),
-        "demo": (_lazy("edgespec.demo", "run_demo"),
-            "start target + draft on loopback, stream a generation, print stats"),
-        "bench": (_lazy("edgespec.bench.run", "run_bench"),
-            "benchmark edgespec against HF target-only and assisted generation"),
-        "netproxy": (run_netproxy, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
-        "vocabtrim": (_lazy("edgespec.vocabtrim_cli", "run_vocabtrim"),
-            "build a trimmed draft vocabulary (VocabTrim) or benchmark it"),
-        "sim": (run_sim_command, "device and edge as two network namespaces: shaped link, real servers, sweeps"),
-        "calibrate": (_lazy("edgespec.bench.calibrate", "run_calibrate"),
-            "fit the `semantic` rule's logistic head on the bundled prompts"),
-        "trace-sink": (_lazy("edgespec.telemetry.trace_sink", "run_trace_sink"),
-            "OTLP/gRPC receiver appending the spans it gets to a JSONL file"),
-        "trace-report": (_lazy("edgespec.telemetry.trace_report", "run_trace_report"),
-            "spans JSONL -> Chrome-trace JSON (Perfetto) + an HTML report"),
-        "watch": (_lazy("edgespec.telemetry.watch", "run_watch"),
-            "live terminal view of an orchestrator's round feed (--feed-publish)"),
-    }
-    parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
-    for name, (func, _) in commands.items():
-        parsers[name].set_defaults(func=func)
-    _target_flags(parsers["target"])
-    _telemetry_flags(parsers["target"], feed=False)
-    _telemetry_flags(parsers["draft"], feed=True)
-    _telemetry_flags(parsers["orchestrator"], feed=True)
-    _server_flags(parsers["draft"], DEFAULT_DRAFT_PORT)
-    _model_flags(parsers["draft"])
-    _orchestrator_flags(parsers["draft"])
-    add_emulation_flags(parsers["draft"])
-    parsers["draft"].add_argument("--no-orchestrator", action="store_true",
-                                  help="serve only the Drafter service, not the SDK endpoint")
-    parsers["draft"].add_argument("--vocab-trim", default=None,
-                                  help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
-    _standalone_orchestrator_flags(parsers["orchestrator"])
-    gen = parsers["generate"]
-    _generate_flags(gen)
-    gen.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
-    gen.add_argument("--json", action="store_true", help="print one JSON object")
-    gen.add_argument("--timeout", type=float, default=600.0, help="deadline for the call, s")
-    demo = parsers["demo"]
-    _generate_flags(demo, prompt_required=False)
-    demo.add_argument("--model", default="smollm2", help="preset for both draft and target")
-    from edgespec.bench.run import add_bench_flags
-    add_bench_flags(parsers["bench"])
-    from edgespec.vocabtrim_cli import add_vocabtrim_flags
-    add_vocabtrim_flags(parsers["vocabtrim"])
-    add_netproxy_flags(parsers["netproxy"])
-    add_sim_flags(parsers["sim"])
-    from edgespec.bench.calibrate import add_calibrate_flags
-    add_calibrate_flags(parsers["calibrate"])
-    from edgespec.telemetry.trace_sink import add_trace_sink_flags
-    add_trace_sink_flags(parsers["trace-sink"])
-    from edgespec.telemetry.trace_report import add_trace_report_flags
-    add_trace_report_flags(parsers["trace-report"])
-    from edgespec.telemetry.watch import add_watch_flags
-    add_watch_flags(parsers["watch"])
+    for name, (run, add_flags, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=run)
+        if command is None or command == name:
+            add_flags(p)
     return parser
 
 
+def _command_of(argv: list[str]) -> str:
+    """The subcommand named in `argv` ("" when none: only the top-level help is needed)."""
+    return next((arg for arg in argv if arg in COMMANDS), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(argv)).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return args.func(args)
