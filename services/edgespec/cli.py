@@ -67,6 +67,12 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=4096)
 
 
+def _draft_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=("llamacpp", "torch"), default=None,
+                   help="what runs the draft model (default: the preset's; llamacpp for smollm2 and gemma3)")
+    p.add_argument("--draft-threads", type=int, default=1, help="llama.cpp threads of the draft runtime")
+
+
 def _target_flags(p: argparse.ArgumentParser) -> None:
     _server_flags(p, DEFAULT_TARGET_PORT)
     _model_flags(p)
@@ -113,7 +119,7 @@ def draft_config(a: argparse.Namespace) -> DraftConfig:
     from edgespec.draft.config import DraftConfig
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
                        orchestrator=orchestrator_config(a, tokenizer=a.model), link=link_spec_from_args(a),
-                       vocab_trim=a.vocab_trim)
+                       vocab_trim=a.vocab_trim, runtime=a.runtime, draft_threads=a.draft_threads)
 
 
 def _run_target(a: argparse.Namespace) -> int:
@@ -213,6 +219,7 @@ def _draft_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-orchestrator", action="store_true", help="serve only the Drafter service, not the SDK endpoint")
     p.add_argument("--vocab-trim", default=None,
                    help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
+    _draft_runtime_flags(p)
 
 
 def _target_parser(p: argparse.ArgumentParser) -> None:

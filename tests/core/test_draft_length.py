@@ -5,6 +5,8 @@ per-request state."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from edgespec.core.draft_length import AdaEdl, Auto, Heuristic, LinkEstimates, PolicyConfig, Svip, make_policy
@@ -161,3 +163,18 @@ def test_proactive_plans_pre_drafting_and_server_policy_never_drafts():
     assert make_policy("fixed", PolicyConfig(k=3)).plan().ahead == 0
     plan = make_policy("server").plan()
     assert plan.k == 0 and plan.server_tokens > 0
+
+
+def test_auto_pre_drafts_by_itself_only_when_the_verdict_wait_exceeds_a_draft_step():
+    cheap = Auto(PolicyConfig(k=4, k_max=8, early_stop="none"), _measured_link(20.0, 5.0, 60.0))
+    plan = cheap.plan()
+    wait = 20.0 + cheap.link.snapshot(8).verify_ms[plan.k]
+    assert plan.ahead == min(math.floor(wait / cheap.link.snapshot(8).draft_ms_per_token), 9) > 0
+    link = LinkEstimates()
+    costly = Auto(PolicyConfig(k=4, k_max=8, early_stop="none", proactive=True), link)  # starts speculative
+    link.observe(_step(drafted=1, accepted=1, draft_ms=200.0, verify_ms=60.0, rtt_ms=0.0))
+    for k in (2, 3, 4):
+        link.observe(_step(drafted=k, accepted=k, draft_ms=200.0 * k, verify_ms=60.0 + k, rtt_ms=0.0))
+    assert link.ready and costly.plan().ahead == 0, "a draft step longer than the wait is never pre-drafted"
+    fresh = Auto(PolicyConfig(k=3, k_max=8, early_stop="none"), LinkEstimates())
+    assert fresh.plan().ahead == 0, "before the link is measured only the request's flag turns it on"

@@ -15,6 +15,7 @@ from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.rpc.remote import RemoteVerifier
 from edgespec.rpc.server import ServerOptions
@@ -43,7 +44,7 @@ async def test_single_process_loop_matches_target_greedy(pair, k):
     spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance="exact",
                                        max_new_tokens=50))
     verifier = LocalVerifier(target.model, target.vocab_size, spec)
-    drafter = LocalDrafter(draft.model, spec)
+    drafter = LocalDrafter(torch_draft(draft), spec)
     await verifier.prefill()
     await drafter.prefill()
     tokens, stats = await _run(drafter, verifier, k, 50, target.eos_token_ids)
@@ -61,7 +62,7 @@ async def test_hidden_states_cross_the_wire_and_loop_is_transport_agnostic(pair)
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
             verifier = await RemoteVerifier.open(channel, spec)
-            drafter = LocalDrafter(draft.model, spec)
+            drafter = LocalDrafter(torch_draft(draft), spec)
             await drafter.prefill()
             proposal = await drafter.propose(DraftPlan(k=3))
             assert proposal.hidden_states.shape == (3, draft.hidden_size)

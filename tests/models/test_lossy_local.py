@@ -15,6 +15,7 @@ from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 
 PROMPT = [3, 89, 87, 73, 86, 203, 76, 77, 4, 203, 40, 41]
@@ -30,7 +31,7 @@ async def _session(pair, acceptance: str, params: AcceptanceParams, hidden: bool
     spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(PROMPT), params=SamplingParams(), acceptance=acceptance,
                                        max_new_tokens=n, acceptance_params=params, send_hidden_states=hidden,
                                        draft_hidden_size=draft.hidden_size if hidden else 0))
-    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
+    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(torch_draft(draft), spec)
     await verifier.prefill()
     await drafter.prefill()
     return verifier, drafter

@@ -20,6 +20,7 @@ from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, SamplingParams, SessionSpec
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 
 PROMPT = (3, 89, 87, 73, 86, 203, 76, 77, 4, 203, 40, 41)
@@ -34,7 +35,7 @@ async def _run(pair, policy, n: int, params=SamplingParams(), prompt=PROMPT) -> 
     target, draft = pair
     acceptance = "exact" if params.greedy else "rejection"
     spec = ResolvedSpec.of(SessionSpec(prompt_ids=prompt, params=params, acceptance=acceptance, max_new_tokens=n))
-    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
+    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(torch_draft(draft), spec)
     await verifier.prefill()
     await drafter.prefill()
     stats, tokens = SpecDecodeStats(), []

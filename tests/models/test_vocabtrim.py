@@ -25,6 +25,7 @@ from edgespec.draft.serve import start_draft
 from edgespec.models.gguf_preset import quantize_decoder_layers
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.models.prompting import encode_prompt
 from edgespec.models.vocabtrim import TrimmedHead, VocabTrim, apply_vocab_trim, build_vocab_trim, select_top
@@ -119,7 +120,7 @@ class _Spy:
 async def _run(target, draft, prompt_ids, params, acceptance, n=40):
     spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(prompt_ids), params=params, acceptance=acceptance,
                                        max_new_tokens=n))
-    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), _Spy(LocalDrafter(draft.model, spec))
+    verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), _Spy(LocalDrafter(torch_draft(draft), spec))
     await verifier.prefill()
     await drafter.prefill()
     steps = generate(drafter, verifier, FixedK(4), n, target.eos_token_ids)

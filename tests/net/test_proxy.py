@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edgespec.cli import build_parser, draft_config
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.net.link import LinkSpec
 from edgespec.net.proxy import DelayProxy, parse_address
@@ -172,7 +173,7 @@ async def test_draft_dials_the_target_through_the_emulated_link():
                                                          load_model("tiny", "target"))
     orchestrator = OrchestratorConfig(target=target_running.address, tokenizer="tiny", server=FAST)
     config = DraftConfig(model="tiny", orchestrator=orchestrator, server=FAST, link=LinkSpec(rtt_ms=30))
-    draft = await start_draft(config, load_model("tiny", "draft"))
+    draft = await start_draft(config, torch_draft(load_model("tiny", "draft")))
     try:
         async with AsyncClient(draft.running.address, timeout=10 * T) as client:
             result = await client.generate("hello there", max_new_tokens=8, k=3)

@@ -10,6 +10,7 @@ import pytest
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.orchestrator import serve as orchestrator_serve
 from edgespec.orchestrator.config import OrchestratorConfig
@@ -29,7 +30,7 @@ def tiny_target():
 
 @pytest.fixture(scope="session")
 def tiny_draft():
-    return load_model("tiny", "draft")
+    return torch_draft(load_model("tiny", "draft"))
 
 
 @dataclasses.dataclass

@@ -9,6 +9,7 @@ import pytest
 from edgespec.bench.baselines import target_only
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
+from edgespec.models.draft_runtime import load_draft
 from edgespec.models.presets import load_model
 from edgespec.models.prompting import encode_prompt
 from edgespec.orchestrator.config import OrchestratorConfig
@@ -25,7 +26,7 @@ FAST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5)
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return load_model("smollm2", "target"), load_model("smollm2", "draft")
+    return load_model("smollm2", "target"), load_draft("smollm2")
 
 
 @pytest.fixture

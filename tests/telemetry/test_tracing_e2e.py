@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
@@ -65,7 +66,7 @@ async def test_one_trace_across_processes(tmp_path, memory_spans):
         try:
             orch = OrchestratorConfig(target=target_address, tokenizer="tiny", server=FAST)
             draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=FAST),
-                                      load_model("tiny", "draft"))
+                                      torch_draft(load_model("tiny", "draft")))
             try:
                 async with AsyncClient(draft.running.address, timeout=60.0) as client:
                     result = await client.generate("hello", max_new_tokens=24, k=3)
@@ -124,7 +125,7 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
     target_running, target_servicer = await start_target(TargetConfig(model="tiny", server=FAST),
                                                          load_model("tiny", "target"))
     draft = await start_draft(DraftConfig(model="tiny", embed_orchestrator=False, server=FAST),
-                              load_model("tiny", "draft"))
+                              torch_draft(load_model("tiny", "draft")))
     config = OrchestratorConfig(target=target_running.address, draft=draft.running.address, tokenizer="tiny",
                                 server=FAST)
     telemetry = Telemetry()

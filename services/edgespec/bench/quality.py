@@ -13,7 +13,6 @@ import asyncio
 import importlib.resources
 import json
 import time
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
@@ -64,27 +63,6 @@ def load_answers(limit: int | None = None) -> list[Item]:
     return [Item(r["id"], f"answer:{r['kind']}", r["prompt"], r["answer"]) for r in rows][:limit]
 
 
-@asynccontextmanager
-async def _loopback(target, draft):
-    """Target + draft (embedded orchestrator) servers on loopback; yields an SDK client."""
-    from edgespec.draft.config import DraftConfig
-    from edgespec.draft.serve import start_draft
-    from edgespec.orchestrator.config import OrchestratorConfig
-    from edgespec.target.config import TargetConfig
-    from edgespec.target.serve import start_target
-    from edgespec_client import AsyncClient
-    target_running, target_servicer = await start_target(TargetConfig(), target)
-    draft_server = await start_draft(DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address)), draft)
-    try:
-        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
-            yield client
-    finally:
-        await draft_server.running.stop()
-        await draft_server.shutdown()
-        await target_running.stop()
-        await target_servicer.shutdown()
-
-
 def _references(target, draft, item: Item, ids: list[int], n: int) -> list[Output]:
     """Target greedy (every item); draft-only greedy, the similarity floor (bench prompts)."""
     from edgespec.bench.baselines import target_only
@@ -112,12 +90,15 @@ async def _item_runs(client, item: Item, ids: list[int], n: int, ks: list[int], 
     return outs
 
 
-async def _all_outputs(target, draft, items: list[Item], ids: list[list[int]], a: argparse.Namespace) -> list[Output]:
+async def _all_outputs(target, hf_draft, draft, items: list[Item], ids: list[list[int]],
+                       a: argparse.Namespace) -> list[Output]:
+    """`hf_draft` (torch) gives the draft-only floor; edgespec drafts with `draft`."""
+    from edgespec.bench.stack import loopback_stack
     outputs: list[Output] = []
-    async with _loopback(target, draft) as client:
+    async with loopback_stack(target, draft) as client:
         for seed, (item, prompt_ids) in enumerate(tqdm(list(zip(items, ids)), desc="quality", unit="item")):
             n = a.max_new_tokens if item.answer is None else ANSWER_TOKENS
-            outputs += _references(target, draft, item, prompt_ids, n)
+            outputs += _references(target, hf_draft, item, prompt_ids, n)
             outputs += await _item_runs(client, item, prompt_ids, n, a.k, seed, _systems(a.systems))
     return outputs
 
@@ -135,15 +116,16 @@ def run_quality(a: argparse.Namespace) -> int:
     from edgespec.bench.embedding import SentenceEmbedder
     from edgespec.bench.prompts import load_prompts
     from edgespec.bench.quality_report import plot, score, summarize, to_markdown
+    from edgespec.bench.run import bench_drafts
     from edgespec.models.presets import load_model
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     embedder = SentenceEmbedder()  # fail before the long run if the model is missing
     prompts = [Item(p.id, p.category, p.prompt) for p in load_prompts(a.prompts, per_category=a.per_category)]
     items = prompts + load_answers(a.answers)
-    target, draft = load_model(a.model, "target"), load_model(a.model, "draft")
+    target, (hf_draft, draft) = load_model(a.model, "target"), bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, item.prompt) for item in items]
-    outputs = asyncio.run(_all_outputs(target, draft, items, ids, a))
+    outputs = asyncio.run(_all_outputs(target, hf_draft, draft, items, ids, a))
     scored = score(outputs, {i.id: i for i in items}, target, embedder)
     summary = summarize(scored)
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),

@@ -28,7 +28,9 @@ def _system_row(runs, reference) -> dict:
         row |= {"tau": (accepted + rounds) / rounds, "acceptance_rate": accepted / max(drafted, 1),
                 "overhead_ms_per_round": statistics.fmean(
                     s["round_trip_ms"]["mean"] - s["verify_ms"]["mean"] for s in stats),
+                "overhead_ms_p50": statistics.median(s["round_trip_ms"]["p50"] - s["verify_ms"]["p50"] for s in stats),
                 "draft_ms_per_round": statistics.fmean(s["draft_ms"]["mean"] for s in stats),
+                "draft_ms_per_token": sum(s["draft_ms"]["mean"] * s["rounds"] for s in stats) / max(drafted, 1),
                 "verify_ms_per_round": statistics.fmean(s["verify_ms"]["mean"] for s in stats),
                 "bytes_per_round": sum(s["bytes_up"] + s["bytes_down"] for s in stats) / rounds}
     return row
@@ -53,15 +55,17 @@ def _fmt(value, spec: str) -> str:
 def to_markdown(meta: dict, summary: dict) -> str:
     lines = [f"### edgespec bench — {meta['model']} ({meta['prompts']} prompts, {meta['max_new_tokens']} new "
              f"tokens, greedy, {meta['torch_threads']} torch thread(s), {meta['date']})", "",
-             f"target: {meta['target']}; draft: {meta['draft']}", "",
+             f"target: {meta['target']}; edgespec draft: {meta['draft']}; HF assisted draft: "
+             f"{meta.get('hf_draft', meta['draft'])}", "",
              "| system | tokens/s | τ (bonus incl.) | acceptance | target passes/token | overhead ms/round "
-             "| draft ms/round | verify ms/round | bytes/round | greedy parity vs (a) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(mean / p50) | draft ms/round | draft ms/token | verify ms/round | bytes/round | greedy parity vs (a) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in summary["systems"].items():
         lines.append(
             f"| {name} | {row['tokens_per_second']:.2f} | {_fmt(row.get('tau'), '.2f')} "
             f"| {_fmt(row.get('acceptance_rate'), '.1%')} | {row['target_passes_per_token']:.2f} "
-            f"| {_fmt(row.get('overhead_ms_per_round'), '.2f')} | {_fmt(row.get('draft_ms_per_round'), '.1f')} "
+            f"| {_fmt(row.get('overhead_ms_per_round'), '.2f')} / {_fmt(row.get('overhead_ms_p50'), '.2f')} "
+            f"| {_fmt(row.get('draft_ms_per_round'), '.1f')} | {_fmt(row.get('draft_ms_per_token'), '.1f')} "
             f"| {_fmt(row.get('verify_ms_per_round'), '.1f')} | {_fmt(row.get('bytes_per_round'), '.0f')} "
             f"| {row['greedy_parity']} |")
     cats = sorted({c for per in summary["categories"].values() for c in per})

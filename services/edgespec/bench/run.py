@@ -1,6 +1,8 @@
 """`edgespec bench`: the bundled prompt set through (a) target-only greedy HF `generate`, (b) HF
-assisted generation with the same draft/target pair and k, (c) edgespec over loopback gRPC (real
-target and draft servers in this process, the SDK as client). Writes JSON + Markdown.
+assisted generation with the preset's torch draft and the same k (what a transformers user has),
+(c) edgespec over loopback gRPC (real target and draft servers in this process, the SDK as
+client) with the draft on `--runtime` (default: the preset's, llama.cpp for smollm2), at each
+fixed k and each other `--policies` entry. Writes JSON + Markdown.
 Not a test: timings vary with the machine; the report says what ran where.
 """
 
@@ -26,6 +28,12 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--k", type=int, nargs="+", default=[3], help="draft length(s) to run")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: one core per model)")
+    p.add_argument("--runtime", choices=("llamacpp", "torch"), default=None,
+                   help="edgespec's draft runtime (default: the preset's)")
+    p.add_argument("--draft-model", default=None,
+                   help="edgespec's draft model when it differs from --model (e.g. a .gguf file)")
+    p.add_argument("--policies", nargs="+", default=["fixed"],
+                   help="edgespec draft-length policies: fixed runs once per --k, others once each")
     p.add_argument("--vocab-trim", default=None, help="trim file for the draft head (`edgespec vocabtrim build`)")
     p.add_argument("--out", default="bench-results", help="output folder for bench.json / bench.md")
     p.add_argument("--policy-sweep", action="store_true",
@@ -66,27 +74,51 @@ def _hf_runs(target, draft, prompt, prompt_ids, ks, max_new) -> list[Run]:
     return runs
 
 
-async def _edgespec_runs(client, prompt, prompt_ids, ks, max_new) -> list[Run]:
+def edgespec_systems(ks: list[int], policies: list[str]) -> dict[str, dict]:
+    """System label -> the request fields that select it."""
+    systems = {}
+    for policy in policies:
+        if policy == "fixed":
+            systems |= {f"edgespec gRPC k={k}": {"draft_length": "fixed", "k": k} for k in ks}
+        else:
+            systems[f"edgespec gRPC {policy}"] = {"draft_length": policy, "k": ks[0]}
+    return systems
+
+
+async def _edgespec_runs(client, prompt, prompt_ids, systems: dict[str, dict], max_new) -> list[Run]:
     runs = []
-    for k in ks:
+    for label, fields in systems.items():
         start = time.perf_counter()
-        result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, k=k)
-        runs.append(Run(f"edgespec gRPC k={k}", prompt.id, prompt.category, list(result.token_ids),
+        result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=max_new, **fields)
+        runs.append(Run(label, prompt.id, prompt.category, list(result.token_ids),
                         time.perf_counter() - start, result.stats.target_forward_passes,
                         result.to_dict()["stats"]))
     return runs
 
 
-async def _all_runs(target, draft, prompts, ids, ks, max_new) -> list[Run]:
+async def _all_runs(target, hf_draft, draft, prompts, ids, a: argparse.Namespace) -> list[Run]:
     """Every system on each prompt in turn (interleaved, so machine noise hits all alike); the HF
     peers run on this thread while the loopback servers sit idle."""
     from edgespec.bench.stack import loopback_stack
     runs: list[Run] = []
+    systems = edgespec_systems(a.k, a.policies)
     async with loopback_stack(target, draft) as client:
+        await client.generate(prompt_token_ids=ids[0], max_new_tokens=8)  # warm-up
         for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="bench", unit="prompt"):
-            runs += _hf_runs(target, draft, prompt, prompt_ids, ks, max_new)
-            runs += await _edgespec_runs(client, prompt, prompt_ids, ks, max_new)
+            runs += _hf_runs(target, hf_draft, prompt, prompt_ids, a.k, a.max_new_tokens)
+            runs += await _edgespec_runs(client, prompt, prompt_ids, systems, a.max_new_tokens)
     return runs
+
+
+def bench_drafts(a: argparse.Namespace) -> tuple:
+    """(the preset's torch draft, for the HF baselines; edgespec's draft on `--runtime`)."""
+    from edgespec.models.draft_runtime import DraftRuntimeOptions, load_draft, torch_draft
+    from edgespec.models.presets import load_model
+    hf_draft = load_model(a.model, "draft", vocab_trim=a.vocab_trim)
+    if a.runtime == "torch" and a.draft_model is None:
+        return hf_draft, torch_draft(hf_draft)
+    options = DraftRuntimeOptions(runtime=a.runtime, threads=a.threads, vocab_trim=a.vocab_trim)
+    return hf_draft, load_draft(a.draft_model or a.model, options)
 
 
 def run_bench(a: argparse.Namespace) -> int:
@@ -107,10 +139,12 @@ def run_bench(a: argparse.Namespace) -> int:
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit]
-    target, draft = load_model(a.model, "target"), load_model(a.model, "draft", vocab_trim=a.vocab_trim)
+    target = load_model(a.model, "target")
+    hf_draft, draft = bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
-    runs = asyncio.run(_all_runs(target, draft, prompts, ids, a.k, a.max_new_tokens))
-    meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
+    runs = asyncio.run(_all_runs(target, hf_draft, draft, prompts, ids, a))
+    meta = {"model": a.model, "target": target.name, "draft": draft.name, "hf_draft": hf_draft.name,
+            "prompts": len(prompts),
             "max_new_tokens": a.max_new_tokens, "k": a.k, "torch_threads": a.threads,
             "torch": torch.__version__, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
             "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -81,11 +81,12 @@ def run_sweep(a: argparse.Namespace) -> int:
 
     from edgespec.bench.prompts import load_prompts
     from edgespec.bench.sweep_report import plot, summarize, to_markdown
+    from edgespec.bench.run import bench_drafts
     from edgespec.models.presets import load_model
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit]
-    target, draft = load_model(a.model, "target"), load_model(a.model, "draft", vocab_trim=a.vocab_trim)
+    target, (_, draft) = load_model(a.model, "target"), bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
     policies = sweep_policies(a.k, a.k_max)
     runs: list[SweepRun] = []

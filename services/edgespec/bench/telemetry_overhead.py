@@ -166,11 +166,12 @@ def run_telemetry_bench(a: argparse.Namespace) -> int:
     import torch
 
     from edgespec.bench.prompts import load_prompts
+    from edgespec.bench.run import bench_drafts
     from edgespec.models.presets import load_model
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit]
-    target, draft = load_model(a.model, "target"), load_model(a.model, "draft")
+    target, (_, draft) = load_model(a.model, "target"), bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
     results = asyncio.run(_measure(a, target, draft, prompts, ids))
     summary = _summary(results)

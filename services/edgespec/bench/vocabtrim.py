@@ -31,6 +31,7 @@ from edgespec.core.types import SamplingParams, SessionSpec
 from edgespec.models.kv_sequence import KVSequence
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.models.local_verifier import LocalVerifier
+from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import LoadedModel, load_model
 from edgespec.models.prompting import encode_prompt
 from edgespec.models.vocabtrim import TrimmedHead, VocabTrim, build_vocab_trim
@@ -91,7 +92,7 @@ async def greedy_tau(target: LoadedModel, draft: LoadedModel, prompts: list[list
     for ids in prompts:
         spec = ResolvedSpec.of(SessionSpec(prompt_ids=tuple(ids), params=SamplingParams(), acceptance="exact",
                                            max_new_tokens=max_new_tokens))
-        verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(draft.model, spec)
+        verifier, drafter = LocalVerifier(target.model, target.vocab_size, spec), LocalDrafter(torch_draft(draft), spec)
         start, stats = time.perf_counter(), SpecDecodeStats()
         await verifier.prefill()
         await drafter.prefill()

@@ -13,12 +13,16 @@ from edgespec.orchestrator.config import OrchestratorConfig
 class DraftConfig(ModelServiceConfig):
     """The draft service's settings; `orchestrator` is served in-process unless `embed` is off.
     `link`, when set, runs an in-process DelayProxy on the link to the target (emulation).
-    `vocab_trim`, when set, is a trim file whose tokens alone the draft head keeps (VocabTrim)."""
+    `vocab_trim`, when set, is a trim file whose tokens alone the draft head keeps (VocabTrim).
+    `runtime` runs the draft model (`torch`, `llamacpp`; None: the preset's default) on
+    `draft_threads` llama.cpp threads (a torch draft follows `threads`)."""
 
     embed_orchestrator: bool = True
     orchestrator: OrchestratorConfig = field(default_factory=OrchestratorConfig)
     link: LinkSpec | None = None
     vocab_trim: str | None = None
+    runtime: str | None = None
+    draft_threads: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,8 +11,8 @@ import grpc
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.servicer import DrafterServicer
+from edgespec.models.draft_runtime import DraftRuntimeOptions, LoadedDraft, load_draft
 from edgespec.models.loading import set_threads
-from edgespec.models.presets import LoadedModel, load_model
 from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
@@ -52,12 +52,16 @@ async def start_link_proxy(config: DraftConfig) -> DelayProxy | None:
     return proxy
 
 
-async def start_draft(config: DraftConfig, draft: LoadedModel | None = None,
+def runtime_options(config: DraftConfig) -> DraftRuntimeOptions:
+    return DraftRuntimeOptions(runtime=config.runtime, threads=config.draft_threads, vocab_trim=config.vocab_trim,
+                               dtype=config.dtype, device=config.device)
+
+
+async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
                       telemetry: Telemetry | None = None) -> DraftServer:
     """Start a draft server (loading the model unless `draft` is given; telemetry from the config
     unless `telemetry` is given)."""
-    draft = draft or load_model(config.model, "draft", dtype=config.dtype, device=config.device,
-                                vocab_trim=config.vocab_trim)
+    draft = draft or load_draft(config.model, runtime_options(config))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
     telemetry = telemetry or Telemetry(config.telemetry)
     drafter = DrafterServicer(draft, config, executor, telemetry)

@@ -15,8 +15,8 @@ from edgespec.core.acceptance import RULES
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
 from edgespec.draft.config import DraftConfig
+from edgespec.models.draft_runtime import LoadedDraft
 from edgespec.models.local_drafter import LocalDrafter
-from edgespec.models.presets import LoadedModel
 from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionRegistry
 from edgespec.telemetry.observed_drafter import traced_propose
@@ -27,7 +27,7 @@ from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2
 class DrafterServicer(draft_pb2_grpc.DrafterServicer):
     """Serves drafting sessions over one loaded draft model."""
 
-    def __init__(self, draft: LoadedModel, config: DraftConfig, executor: Executor, telemetry: Telemetry) -> None:
+    def __init__(self, draft: LoadedDraft, config: DraftConfig, executor: Executor, telemetry: Telemetry) -> None:
         self.draft, self.config, self.executor, self.telemetry = draft, config, executor, telemetry
         self.sessions: SessionRegistry[LocalDrafter] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
         self.reaper: asyncio.Task | None = None
@@ -55,7 +55,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
             raise SessionStateError("open: the first message of a session must be `open`")
         spec = codec.spec_from_pb(first.open)
         spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
-        drafter = LocalDrafter(self.draft.model, ResolvedSpec.of(spec), self.executor)
+        drafter = LocalDrafter(self.draft, ResolvedSpec.of(spec), self.executor)
         session_id = self.sessions.open(drafter)
         try:
             prefill_ms = await drafter.prefill()

@@ -2,7 +2,8 @@
 
 The GGUF is dequantized once (seconds to a minute) into a safetensors + tokenizer cache under the
 user cache dir, then loaded from there: target = fp32, draft = the same weights with int8
-dynamic-quantized decoder layers. It knows no particular model (see `smollm2.py`, `gemma3.py`),
+dynamic-quantized decoder layers; for the llama.cpp draft runtime the GGUF itself, re-quantized
+once to Q8_0 (`draft_gguf`). It knows no particular model (see `smollm2.py`, `gemma3.py`),
 does NOT choose between specs (`presets.py`) and never touches the network.
 """
 
@@ -21,6 +22,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from edgespec.models.loading import atomic_directory, cache_root, finalize, load_gguf
 
+DRAFT_QUANT = "q8_0"  # the llama.cpp draft's format: fastest on x86 at 97.5% top-1 agreement (README)
+
 
 @dataclass(frozen=True)
 class GgufPreset:
@@ -37,6 +40,15 @@ class GgufPreset:
     def ensure_cache(self) -> Path:
         """The converted cache dir, converting the GGUF first if needed (race-safe)."""
         return atomic_directory(self.cache_dir(), self._convert_into)
+
+    def draft_gguf(self, quant: str = DRAFT_QUANT) -> Path:
+        """The GGUF the llama.cpp draft runs: the shipped file re-quantized to `quant`, cached."""
+        from edgespec.models.gguf_quant import quantize
+        dest = cache_root() / f"{self.name}-{quant}.gguf"
+        if dest.is_file():
+            return dest
+        with tempfile.TemporaryDirectory(prefix="edgespec-gguf-") as scratch:
+            return quantize(self.locate(Path(scratch)), dest, quant)
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """From the cache when present (fast), else from the GGUF metadata (no weights converted)."""

@@ -44,6 +44,15 @@ class KVSequence:
         states = out.hidden_states[-1][0].float() if hidden else None
         return ForwardOut(logits=out.logits[0].float().cpu(), hidden=states)
 
+    def prefill(self) -> None:
+        """Feed the prompt minus its last token (which leads the first block)."""
+        if len(self.tokens) > 1:
+            self.feed(self.tokens[self.cache_len:-1])
+
+    def close(self) -> None:
+        """Free the KV cache now, not at garbage collection."""
+        self.cache = None
+
     def rollback(self, length: int) -> None:
         """Drop cached positions beyond `length` (crop takes a negative count; crop(-0) would wipe)."""
         extra = self.cache_len - length

@@ -25,8 +25,8 @@ import torch
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import entropy, make_generator, probs_from_logits, sample
 from edgespec.core.types import (
-    Committed, DraftPlan, EntropyStop, Proposal, SessionStateError, TopQ, Verdict)
-from edgespec.models.kv_sequence import KVSequence
+    MAX_DRAFT_TOKENS, Committed, DraftPlan, EntropyStop, Proposal, SessionSpec, SessionStateError, TopQ, Verdict)
+from edgespec.models.draft_runtime import LoadedDraft
 
 DRAFT_STREAM = 2  # random stream id of the draft within a session seed
 
@@ -49,15 +49,16 @@ class LocalDrafter:
     the committed tokens (maybe minus pending ones) plus every tail token but the last.
     """
 
-    def __init__(self, model: torch.nn.Module, resolved: ResolvedSpec, executor: Executor | None = None) -> None:
+    def __init__(self, draft: LoadedDraft, resolved: ResolvedSpec, executor: Executor | None = None) -> None:
         spec = resolved.spec
+        draft.check(spec)
         self.rule = resolved.rule
         self.params = spec.params
         self.executor = executor
         self.send_hidden_states = spec.send_hidden_states
         # top-n q for DropMatch's JS criterion (the temperature-1 softmax when drafting greedily)
         self.top_k = spec.acceptance_params.draft_top_k if resolved.needs.top_q else 0
-        self.seq = KVSequence(model, list(spec.prompt_ids))
+        self.seq = draft.open_sequence(list(spec.prompt_ids), _context_tokens(spec), spec.send_hidden_states)
         self.generator = make_generator(spec.params.seed, DRAFT_STREAM)
         self.round = 0
         self.tail: list[Drafted] = []
@@ -82,7 +83,7 @@ class LocalDrafter:
 
     async def close(self) -> None:
         await self._stop_ahead()
-        self.seq.cache = None
+        await self._run(self.seq.close)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -100,9 +101,8 @@ class LocalDrafter:
 
     def _prefill(self) -> float:
         start = time.perf_counter()
-        if len(self.seq.tokens) > 1:
-            with torch.inference_mode():
-                self.seq.feed(self.seq.tokens[:-1])
+        with torch.inference_mode():
+            self.seq.prefill()
         return (time.perf_counter() - start) * 1e3
 
     def _draft_one(self) -> Drafted:
@@ -164,6 +164,11 @@ class LocalDrafter:
         self.last = None
         self.round += 1
         return Committed(tokens=committed)
+
+
+def _context_tokens(spec: SessionSpec) -> int:
+    """Positions a session's draft context may hold: prompt, budget, a block and a pre-drafted one."""
+    return len(spec.prompt_ids) + spec.max_new_tokens + 2 * MAX_DRAFT_TOKENS + 2
 
 
 def _top_q(block: list[Drafted]) -> TopQ:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -37,6 +38,8 @@ class Preset:
     build: Callable[[Role, str, str], Built]  # (role, dtype, device) -> Built
     tokenizer: Callable[[], PreTrainedTokenizerBase]
     extra_eos_tokens: tuple[str, ...] = ()
+    draft_runtime: str = "torch"                      # the draft's default runtime (`draft_runtime.py`)
+    draft_gguf: Callable[[], Path] | None = None      # the GGUF a llama.cpp draft runs
 
 
 def _build_tiny(role: Role, dtype: str, device: str) -> Built:
@@ -56,16 +59,20 @@ PRESETS: dict[str, Preset] = {
         extra_eos_tokens=("</s>",),
     ),
     "smollm2": Preset(
-        description="SmolLM2-135M-Instruct: fp32 target, int8 dynamic-quantized draft",
+        description="SmolLM2-135M-Instruct: fp32 target; draft on llama.cpp (Q8_0) or torch (int8 dynamic)",
         build=smollm2.SMOLLM2.build_model,
         tokenizer=smollm2.SMOLLM2.load_tokenizer,
         extra_eos_tokens=smollm2.EXTRA_EOS_TOKENS,
+        draft_runtime="llamacpp",
+        draft_gguf=smollm2.SMOLLM2.draft_gguf,
     ),
     "gemma3": Preset(
-        description="Gemma-3-270M base (262k vocab): fp32 target, int8 dynamic-quantized draft",
+        description="Gemma-3-270M base (262k vocab): fp32 target; draft on llama.cpp (Q8_0) or torch (int8)",
         build=gemma3.GEMMA3.build_model,
         tokenizer=gemma3.GEMMA3.load_tokenizer,
         extra_eos_tokens=gemma3.EXTRA_EOS_TOKENS,
+        draft_runtime="llamacpp",
+        draft_gguf=gemma3.GEMMA3.draft_gguf,
     ),
 }
 

@@ -11,8 +11,8 @@ import grpc
 
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import Drafter
+from edgespec.models.draft_runtime import LoadedDraft
 from edgespec.models.local_drafter import LocalDrafter
-from edgespec.models.presets import LoadedModel
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
 from edgespec.telemetry.observed_drafter import ObservedDrafter
 from edgespec.telemetry.runtime import Telemetry
@@ -32,11 +32,11 @@ class LocalDraftBackend:
     """Drafts with a model loaded in this process, on its own model thread (each proposal a
     `draft` span and a metrics sample of the process's telemetry)."""
 
-    def __init__(self, draft: LoadedModel, executor: Executor, telemetry: Telemetry) -> None:
+    def __init__(self, draft: LoadedDraft, executor: Executor, telemetry: Telemetry) -> None:
         self.draft, self.executor, self.telemetry = draft, executor, telemetry
 
     async def open(self, resolved: ResolvedSpec) -> Drafter:
-        drafter = LocalDrafter(self.draft.model, resolved, self.executor)
+        drafter = LocalDrafter(self.draft, resolved, self.executor)
         await drafter.prefill()
         return ObservedDrafter(drafter, self.telemetry, self.draft.name)
 

@@ -6,7 +6,9 @@ than `margin` — it switches the request to server-only mode: the target stream
 (64, doubling) while the draft shadow-drafts each next token, which keeps the draft's cache current
 and keeps measuring acceptance without a round trip; when the model says speculation wins by
 `margin` for `hysteresis` tokens, the next chunk boundary switches back. Lossless throughout: only
-how many tokens are drafted changes.
+how many tokens are drafted changes. Proactive drafting turns itself on when the expected wait
+for a verdict (RTT + verify) exceeds one draft step (a cheap edge runtime), whatever the request
+says once the link is measured.
 """
 
 from __future__ import annotations
@@ -91,11 +93,11 @@ class Auto:
         return self.last
 
     def _ahead(self) -> int:
-        """Proactive drafting: as many tokens as fit in the expected wait for the verdict."""
-        if not self.config.proactive:
-            return 0
+        """Proactive drafting, on by itself once the link is measured and the wait for a verdict
+        (RTT + verify) exceeds one draft step: as many tokens as fit in that wait. Before that,
+        only when the request asked for it."""
         if not self.link.ready or not self.link.draft_ms.value:
             return self.config.ahead(self.k)
         link = self.link.snapshot(self.config.k_max)
         fits = math.floor((link.rtt_ms + link.verify_ms[self.k]) / link.draft_ms_per_token)
-        return max(1, min(fits, self.config.k_max + 1, MAX_DRAFT_TOKENS + 1))
+        return max(0, min(fits, self.config.k_max + 1, MAX_DRAFT_TOKENS + 1))
