@@ -7,6 +7,8 @@ services, and `python -m edgespec.healthcheck` answers as compose expects. No Do
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import json
 import re
 import shutil
@@ -39,6 +41,7 @@ SERVED = {
 CONFIGS = {"target": cli.target_config, "draft": cli.draft_config, "orchestrator": cli.orchestrator_config}
 # Env vars read by a runtime library rather than by services/: name -> who reads it.
 RUNTIME_ENV = {"OMP_NUM_THREADS": "libgomp / torch intra-op thread pool"}
+SDK_ENV = {"OTEL_TRACES_SAMPLER": "opentelemetry.sdk.environment_variables"}  # TracerProvider's sampler
 SIDECAR, OBSERVABILITY = "edge-link", {"jaeger", "prometheus", "grafana"}
 NETEM = re.compile(r"tc qdisc replace dev eth0 root netem delay \$\{EDGE_DELAY:-\d+ms\} \$\{EDGE_JITTER:-\d+ms\} "
                    r"loss \$\{EDGE_LOSS:-[\d.]+%\} rate \$\{EDGE_RATE:-\d+[kmg]?bit\}")
@@ -239,11 +242,24 @@ def _env_names() -> set[str]:
     return names | set(dockerfile_env)
 
 
+def _code_strings(path: Path) -> set[str]:
+    """String constants a module's code uses: docstrings and comments do not count."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
+
+
 @pytest.mark.parametrize("name", sorted(_env_names()))
 def test_env_var_is_read_by_the_services(name):
     if name in RUNTIME_ENV:
         pytest.skip(f"{name} is read by {RUNTIME_ENV[name]}, not by services/")
-    readers = [p for p in SOURCES.rglob("*.py") if name in p.read_text()]
+    if name in SDK_ENV:  # read inside the library the services call: check that the library declares it
+        assert getattr(importlib.import_module(SDK_ENV[name]), name) == name
+        return
+    readers = [p for p in SOURCES.rglob("*.py") if name in _code_strings(p)]
     assert readers, f"{name} is set in the deployment files but no module under services/ reads it"
 
 

@@ -111,9 +111,33 @@ async def test_entropy_stops_shorten_drafts(pair):
     assert tight.drafted_tokens / tight.rounds < loose.drafted_tokens / loose.rounds
 
 
+class _Recording:
+    """A policy that keeps the steps it observes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.steps, self.name = inner, [], inner.name
+
+    def plan(self) -> DraftPlan:
+        return self.inner.plan()
+
+    def observe(self, step) -> None:
+        self.steps.append(step)
+        self.inner.observe(step)
+
+
 async def test_proactive_drafting_reuses_pre_drafted_tokens(pair):
-    _, stats = await _run(pair, make_policy("fixed", PolicyConfig(k=2, proactive=True)), 60)
-    assert stats.predrafted_tokens > 0
+    ahead, plain = (_Recording(make_policy("fixed", PolicyConfig(k=2, proactive=p))) for p in (True, False))
+    tokens, stats = await _run(pair, ahead, 60)
+    plain_tokens, _ = await _run(pair, plain, 60)
+    assert tokens == plain_tokens == target_only(pair[0].model, list(PROMPT), 60, pair[0].eos_token_ids).token_ids
+    # greedy drafting is deterministic: pre-drafted tokens are the very ones the next round drafts
+    assert [(s.drafted, s.accepted) for s in ahead.steps] == [(s.drafted, s.accepted) for s in plain.steps]
+    assert stats.predrafted_tokens == sum(s.predrafted for s in ahead.steps) > 0
+    for before, step in zip(ahead.steps, ahead.steps[1:]):
+        assert step.predrafted <= step.drafted
+        if step.predrafted:  # reused only after a fully accepted block (whose bonus was the guess)
+            assert before.accepted == before.drafted
+    assert ahead.steps[0].predrafted == 0
 
 
 def _third_token_marginal(model, params: SamplingParams, prompt=PROMPT) -> dict[int, float]:

@@ -7,6 +7,7 @@ import torch
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, Distribution, Proposal, SamplingParams, StepResult, Verdict
 from edgespec.rpc import codec
+from edgespec.v1 import orchestrator_pb2
 
 
 def test_proposal_round_trip_with_hidden_states_and_correction():
@@ -45,12 +46,25 @@ def test_verdict_with_bonus_and_sampling_params():
 
 def test_stats_encode_every_field():
     stats = SpecDecodeStats()
-    stats.observe(StepResult(tokens=(1, 2, 3), drafted=3, accepted=2, draft_ms=5, verify_ms=6,
-                             round_trip_ms=7, round_ms=12, bytes_up=40, bytes_down=8, target_forward_passes=2))
+    stats.observe(StepResult(tokens=(1, 2, 3), drafted=3, accepted=2, draft_ms=5, verify_ms=6, round_trip_ms=7,
+                             round_ms=12, bytes_up=40, bytes_down=8, target_forward_passes=2, predrafted=1,
+                             relaxed_accepted=1))
+    stats.observe(StepResult(tokens=(4,), drafted=0, accepted=0, draft_ms=0, verify_ms=3, round_trip_ms=4,
+                             round_ms=4, bytes_up=10, bytes_down=6, target_forward_passes=3, server=True))
+    expected = stats.to_dict()
     pb = codec.stats_to_pb(stats)
-    assert (pb.rounds, pb.accepted_tokens, pb.target_forward_passes, pb.bytes_up) == (1, 2, 2, 40)
-    assert list(pb.per_position_accepted) == [1, 1]
-    assert pb.mean_accepted_length == pytest.approx(3.0) and pb.round_trip_ms.p50 == pytest.approx(7.0)
+    names = [f.name for f in orchestrator_pb2.GenerationStats.DESCRIPTOR.fields]
+    assert set(names) == set(expected)                       # the record and the wire list the same fields
+    for name in names:
+        value, want = getattr(pb, name), expected[name]
+        if isinstance(want, dict):                           # Percentiles
+            assert {k: getattr(value, k) for k in want} == pytest.approx(want, rel=1e-6), name
+        elif isinstance(want, list):
+            assert list(value) == want, name
+        else:
+            assert value == pytest.approx(want, rel=1e-6), name
+        assert want, f"{name} is 0 here: the test would not see it dropped"
+    assert (pb.rounds, pb.server_tokens, pb.mode_switches, pb.predrafted_tokens) == (1, 1, 1, 1)
 
 
 def test_trace_context_and_queue_time_cross_the_wire():

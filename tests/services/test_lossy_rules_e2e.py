@@ -87,11 +87,19 @@ async def test_semantic_with_other_hidden_size_needs_a_projection(target_channel
 
 
 @pytest.mark.parametrize("upload", ["full", "mismatch-first"])
-async def test_semantic_through_a_standalone_orchestrator(stack, standalone_factory, upload):
-    """Remote draft service: the orchestrator learns the draft hidden size from Info."""
+async def test_semantic_through_a_standalone_orchestrator(stack, client, standalone_factory, upload):
+    """Remote draft service: the orchestrator learns the draft hidden size from Info, and the rule
+    decides exactly as it does behind the embedded orchestrator (same draft, same target)."""
     from edgespec_client import AsyncClient
     address = await standalone_factory(stack)
+    params = {**LOOSE["semantic"], "semantic_upload": upload}
     async with AsyncClient(address, timeout=60.0) as remote:
-        params = {**LOOSE["semantic"], "semantic_upload": upload}
-        _, result = await _run(remote, "semantic", params, PROMPTS[0])
-    assert result.acceptance == "semantic" and not result.lossless and result.stats.generated_tokens > 0
+        chunks, result = await _run(remote, "semantic", params, PROMPTS[1])
+    _, embedded = await _run(client, "semantic", params, PROMPTS[1])
+    s = result.stats
+    assert result.acceptance == "semantic" and not result.lossless
+    assert result.token_ids == embedded.token_ids and len(result.token_ids) == s.generated_tokens == 32
+    assert (s.rounds, s.accepted_tokens, s.relaxed_accepted) == (
+        embedded.stats.rounds, embedded.stats.accepted_tokens, embedded.stats.relaxed_accepted)
+    assert s.accepted_tokens > 0 and sum(c.relaxed_accepted for c in chunks) == s.relaxed_accepted
+    assert s.target_forward_passes == 1 + s.rounds

@@ -1,0 +1,68 @@
+"""SessionRegistry: the cap, close (the session's own close runs once), the idle TTL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edgespec.rpc.sessions import SessionLimitError, SessionNotFound, SessionRegistry
+
+
+class Session:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+async def test_open_get_close_and_not_found_afterwards():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=4, idle_ttl_s=60)
+    a, b = Session(), Session()
+    ida, idb = registry.open(a), registry.open(b)
+    assert ida != idb and len(ida) == 32 and len(registry) == 2
+    assert registry.get(ida) is a and registry.get(idb) is b
+    await registry.close(ida)
+    assert a.closed == 1 and b.closed == 0 and len(registry) == 1
+    with pytest.raises(SessionNotFound, match="session_id"):
+        registry.get(ida)
+    await registry.close(ida)                                   # closing twice is a no-op
+    assert a.closed == 1
+
+
+async def test_the_cap_refuses_one_more_and_frees_a_slot_on_close():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=2, idle_ttl_s=60)
+    first = registry.open(Session())
+    registry.open(Session())
+    with pytest.raises(SessionLimitError, match="2 live sessions"):
+        registry.open(Session())
+    await registry.close(first)
+    registry.open(Session())
+    assert len(registry) == 2
+
+
+async def test_close_all_closes_every_session():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=8, idle_ttl_s=60)
+    sessions = [Session() for _ in range(3)]
+    for s in sessions:
+        registry.open(s)
+    await registry.close_all()
+    assert len(registry) == 0 and [s.closed for s in sessions] == [1, 1, 1]
+
+
+async def test_an_idle_session_is_reaped_and_a_used_one_is_kept():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=8, idle_ttl_s=0.15)
+    idle, busy = Session(), Session()
+    idle_id, busy_id = registry.open(idle), registry.open(busy)
+    reaper = asyncio.create_task(registry.reap_forever(every_s=0.02))
+    try:
+        for _ in range(12):                                     # 0.3 s, touching `busy` every 25 ms
+            await asyncio.sleep(0.025)
+            registry.get(busy_id)
+    finally:
+        reaper.cancel()
+    assert idle.closed == 1 and busy.closed == 0
+    with pytest.raises(SessionNotFound):
+        registry.get(idle_id)
+    assert registry.get(busy_id) is busy
