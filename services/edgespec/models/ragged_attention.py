@@ -45,16 +45,18 @@ class RaggedStep:
         self.positions = torch.cat([torch.arange(s.start, s.start + s.n) for s in segments]).to(device)
         self.write_index = torch.cat([torch.arange(s.slot.offset + s.start, s.slot.offset + s.start + s.n)
                                       for s in segments]).to(device)
-        self._masks: dict[int | None, list[torch.Tensor | None]] = {}
+        self._masks: dict[tuple[int | None, int], list[torch.Tensor | None]] = {}
 
-    def masks(self, window: int | None) -> list[torch.Tensor | None]:
-        """Per segment: bool [n, start + n] (query i sees keys <= start + i), None when all visible."""
-        if window not in self._masks:
-            self._masks[window] = [_causal(s.start, s.n, window, self.positions.device) for s in self.segments]
-        return self._masks[window]
+    def masks(self, window: int | None, group: int) -> list[torch.Tensor | None]:
+        """Per segment: bool [group * n, start + n] (query i sees keys <= start + i; the rows repeat
+        for the `group` query heads sharing a kv head), None when every key is visible."""
+        if (window, group) not in self._masks:
+            self._masks[window, group] = [_causal(s.start, s.n, window, group, self.positions.device)
+                                          for s in self.segments]
+        return self._masks[window, group]
 
 
-def _causal(start: int, n: int, window: int | None, device) -> torch.Tensor | None:
+def _causal(start: int, n: int, window: int | None, group: int, device) -> torch.Tensor | None:
     if n == 1 and (window is None or start < window):
         return None
     query = torch.arange(start, start + n, device=device)[:, None]
@@ -62,7 +64,7 @@ def _causal(start: int, n: int, window: int | None, device) -> torch.Tensor | No
     visible = key <= query
     if window is not None:
         visible &= key > query - window
-    return visible
+    return visible.repeat(group, 1)
 
 
 class RaggedCache(Cache):
@@ -89,13 +91,17 @@ def _attend(module, query, key, value, attention_mask, scaling=None, dropout=0.0
                                       dropout=dropout, **kwargs)
     pool, layer = ragged_step.pool, module.layer_idx
     keys, values = pool.keys[layer], pool.values[layer]
-    masks = ragged_step.masks(getattr(module, "sliding_window", None))
+    heads, kv_heads, dim = query.shape[1], keys.shape[0], query.shape[-1]
+    group = heads // kv_heads
+    masks = ragged_step.masks(getattr(module, "sliding_window", None), group)
     outs = []
     for segment, mask in zip(ragged_step.segments, masks):
-        q = query[0, :, segment.at:segment.at + segment.n]
+        # GQA without repeating keys: the `group` query heads of a kv head become extra query rows
+        q = query[:, :, segment.at:segment.at + segment.n].reshape(1, kv_heads, group * segment.n, dim)
         span = slice(segment.slot.offset, segment.slot.offset + segment.start + segment.n)
-        outs.append(F.scaled_dot_product_attention(q, keys[:, span].to(q.dtype), values[:, span].to(q.dtype),
-                                                   attn_mask=mask, scale=scaling, enable_gqa=True))
+        out = F.scaled_dot_product_attention(q, keys[None, :, span].to(q.dtype), values[None, :, span].to(q.dtype),
+                                             attn_mask=mask, scale=scaling)  # 4D: eligible for the fused CPU/CUDA kernels
+        outs.append(out.reshape(heads, segment.n, dim))
     return torch.cat(outs, dim=1).transpose(0, 1).unsqueeze(0), None
 
 
