@@ -8,7 +8,8 @@ never imports torch, transformers or any other part of `edgespec`.
 """
 
 from .aio import AsyncClient, AsyncGenerationStream
-from .client import Client, GenerationStream, RetryPolicy
+from .call import RetryPolicy
+from .client import Client, GenerationStream
 from .errors import (
     DeadlineExceededError,
     EdgespecError,

@@ -1,7 +1,7 @@
 """Asyncio client of the edgespec Orchestrator service (`AsyncClient`), on `grpc.aio`.
 
 Same behaviour as the sync `Client` (deadlines, typed errors, retry of UNAVAILABLE only before
-the first response) and shares its policy objects. It does NOT parse protobuf messages itself
+the first response); what the two share lives in `call`. It does NOT parse protobuf messages itself
 (see `convert`); create and use it inside a running event loop.
 """
 
@@ -15,20 +15,7 @@ from typing import Unpack
 import grpc
 import grpc.aio
 
-from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-
-from . import convert
-from .client import (
-    DEFAULT_TIMEOUT,
-    ChannelOptions,
-    Deadline,
-    RetryPolicy,
-    build_channel_options,
-    check_timeout,
-    expect_result,
-)
-from .errors import from_rpc_error
-from .tracing import GenerateTrace
+from .call import Attempts, ClientBase, Deadline, expect_result, traced_call
 from .types import Chunk, GenerateOptions, GenerationResult
 
 _Event = Chunk | GenerationResult
@@ -66,31 +53,13 @@ class AsyncGenerationStream(AsyncIterator[Chunk]):
         await self.aclose()
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """Asyncio client of one Orchestrator; use `async with` or `await close()`.
 
     Every call has a deadline of `timeout` seconds (overridable per call) covering its retries.
     """
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = 3,
-        retry_backoff: float = 0.1,
-        credentials: grpc.ChannelCredentials | None = None,
-        channel_options: ChannelOptions | None = None,
-    ) -> None:
-        self.address = address
-        self.timeout = check_timeout(timeout)
-        self.retry_policy = RetryPolicy(max_retries=max_retries, initial_backoff=retry_backoff)
-        options = build_channel_options(channel_options)
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(address, options=options)
-        else:
-            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
-        self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
+    _grpc = grpc.aio
 
     async def generate(
         self, prompt: str = "", *, timeout: float | None = None, **options: Unpack[GenerateOptions]
@@ -111,48 +80,27 @@ class AsyncClient:
 
         Not a coroutine: the request is validated now, the RPC starts on the first `__anext__`.
         """
-        request = convert.build_request(prompt, **options)
-        deadline = Deadline(self.timeout if timeout is None else timeout)
-        return AsyncGenerationStream(self._traced(request, deadline))
+        return AsyncGenerationStream(self._events(*self._call(prompt, timeout, options)))
 
-    async def _traced(
-        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline
-    ) -> AsyncGenerator[_Event, None]:
-        traced = GenerateTrace(request)  # a `generate` span when OpenTelemetry is configured
-        try:
-            async for event in self._events(request, deadline, traced.metadata):
-                if isinstance(event, GenerationResult):
-                    traced.finished(event)
-                yield event
-        except Exception as exc:
-            traced.failed(exc)
-            raise
-        finally:
-            traced.end()
-
-    async def _events(
-        self, request: orchestrator_pb2.GenerateRequest, deadline: Deadline, metadata: tuple = ()
-    ) -> AsyncGenerator[_Event, None]:
-        attempt = 0
-        while True:
-            received = 0
-            call = self._stub.Generate(request, timeout=deadline.remaining(), metadata=metadata or None)
-            try:
-                async for response in call:
-                    received += 1
-                    event = convert.event_from_pb(response)
-                    yield event
-                    if isinstance(event, GenerationResult):
-                        return
-                raise convert.missing_final(received)
-            except grpc.RpcError as e:
-                error = from_rpc_error(e)
-                if not self.retry_policy.should_retry(error, received=received > 0, attempt=attempt):
-                    raise error from e
-            finally:
-                call.cancel()
-            await asyncio.sleep(deadline.backoff_or_raise(self.retry_policy, attempt, error))
-            attempt += 1
+    async def _events(self, request, deadline: Deadline) -> AsyncGenerator[_Event, None]:
+        with traced_call(request) as traced:
+            attempts = Attempts(request, deadline, self.retry_policy, traced.metadata)
+            while True:
+                call = attempts.start(self._stub)
+                try:
+                    async for response in call:
+                        event = attempts.event(response)
+                        if isinstance(event, GenerationResult):
+                            traced.finished(event)
+                        yield event
+                        if isinstance(event, GenerationResult):
+                            return
+                    raise attempts.ended_early()
+                except grpc.RpcError as e:
+                    delay = attempts.retry_after(e)
+                finally:
+                    call.cancel()
+                await asyncio.sleep(delay)
 
     async def close(self) -> None:
         """Closes the channel; running calls are cancelled."""
@@ -165,6 +113,3 @@ class AsyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncClient({self.address!r}, timeout={self.timeout})"

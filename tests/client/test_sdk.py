@@ -34,7 +34,7 @@ from edgespec_client import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from edgespec_client.client import build_channel_options
+from edgespec_client.call import build_channel_options
 
 pb = orchestrator_pb2
 STATS_KEYS = {

@@ -186,6 +186,25 @@ class Proposal:
     def k(self) -> int:
         return len(self.tokens)
 
+    def check(self, hidden_size: int | None) -> None:
+        """Raise ValueError naming the field unless the block is well formed: at most
+        MAX_DRAFT_TOKENS tokens, q_probs and entropies empty or one per token, and, when the
+        session expects hidden states inside blocks (`hidden_size` d), float16 [k, d] ones."""
+        if self.k > MAX_DRAFT_TOKENS:
+            raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {self.k}")
+        for name in ("q_probs", "entropies"):
+            values = getattr(self, name)
+            if values and len(values) != self.k:
+                raise ValueError(f"{name}: expected {self.k} values, got {len(values)}")
+        if hidden_size is None or not self.k:
+            return
+        hidden = self.hidden_states
+        if hidden is None:
+            raise ValueError("hidden_states: required by the session (send_hidden_states)")
+        if tuple(hidden.shape) != (self.k, hidden_size) or hidden.dtype != torch.float16:
+            raise ValueError(f"hidden_states: expected float16 [{self.k}, {hidden_size}], "
+                             f"got {str(hidden.dtype).removeprefix('torch.')} {list(hidden.shape)}")
+
 
 @dataclass(frozen=True)
 class Verdict:

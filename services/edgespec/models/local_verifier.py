@@ -25,7 +25,7 @@ from edgespec.core.acceptance import Needs, RuleInputs
 from edgespec.core.acceptance.semantic_score import SemanticHead
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import make_generator
-from edgespec.core.types import MAX_DRAFT_TOKENS, Proposal, SessionSpec, SessionStateError, Verdict
+from edgespec.core.types import Proposal, SessionSpec, SessionStateError, Verdict
 from edgespec.models.batch_engine import BatchEngine, EngineConfig
 from edgespec.models.kv_pool import Slot
 
@@ -198,8 +198,7 @@ class LocalVerifier:
             raise SessionStateError(f"round: round {self.round} is still waiting for its hidden states")
         if proposal.round != self.round:
             raise SessionStateError(f"round: expected {self.round}, got {proposal.round}")
-        if proposal.k > MAX_DRAFT_TOKENS:
-            raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {proposal.k}")
+        proposal.check(self.hidden_size)  # k, q_probs / entropies lengths, hidden states: as the codec checks
         named = [("token_ids", t) for t in proposal.tokens] + [("correction", proposal.correction)] * (
             proposal.correction is not None)
         for field, token in named:
@@ -211,8 +210,6 @@ class LocalVerifier:
             raise ValueError("q_probs: every q(x) must be in (0, 1]")
         if self.needs.top_q and proposal.k and (proposal.top_q is None or proposal.top_q.probs.shape[0] != proposal.k):
             raise ValueError(f"top_q: acceptance {self.rule.name!r} needs the draft's top-k q for each of {proposal.k} tokens")
-        if self.needs.draft_hidden and not self.mismatch_first and proposal.k and proposal.hidden_states is None:
-            raise ValueError("hidden_states: required by the session (send_hidden_states)")
         if self.awaiting_correction != (proposal.correction is not None):
             want = "requires" if self.awaiting_correction else "must not carry"
             raise SessionStateError(f"correction: round {self.round} {want} a correction token")

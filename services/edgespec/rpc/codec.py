@@ -12,7 +12,7 @@ import torch
 
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.stats import SpecDecodeStats
-from edgespec.core.types import (MAX_DRAFT_TOKENS, Channel, Distribution, DraftPlan, EntropyStop, Proposal,
+from edgespec.core.types import (Channel, Distribution, DraftPlan, EntropyStop, Proposal,
                                   SamplingParams, SessionSpec, TopQ, Verdict)
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
@@ -120,28 +120,19 @@ def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None, vocab_s
     """Decode a block; `hidden_size` is the declared draft d (None: hidden states not expected
     inside blocks); `vocab_size` bounds the top_q ids (0: not checked here)."""
     k = len(pb.token_ids)
-    if k > MAX_DRAFT_TOKENS:
-        raise ValueError(f"token_ids: at most {MAX_DRAFT_TOKENS} draft tokens, got {k}")
-    if pb.q_probs and len(pb.q_probs) != k:
-        raise ValueError(f"q_probs: expected {k} values, got {len(pb.q_probs)}")
-    if pb.entropies and len(pb.entropies) != k:
-        raise ValueError(f"entropies: expected {k} values, got {len(pb.entropies)}")
     hidden = None
     if pb.HasField("hidden_states"):
         if hidden_size is None:
             raise ValueError("hidden_states: the session was not opened with send_hidden_states")
         hidden = tensor_from_pb(pb.hidden_states, "hidden_states")
-        if tuple(hidden.shape) != (k, hidden_size) or hidden.dtype != torch.float16:
-            raise ValueError(f"hidden_states: expected float16 [{k}, {hidden_size}], "
-                             f"got {str(hidden.dtype).removeprefix('torch.')} {list(hidden.shape)}")
-    elif hidden_size is not None and k:
-        raise ValueError("hidden_states: required by the session (send_hidden_states)")
+    proposal = Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
+                        entropies=tuple(pb.entropies), hidden_states=hidden,
+                        correction=pb.correction if pb.HasField("correction") else None,
+                        draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k), trace_context=dict(pb.trace_context))
+    proposal.check(hidden_size)
     top_q = top_q_from_pb(pb.top_q, k, vocab_size or 2**31) if pb.HasField("top_q") else None
     channel = Channel(rtt_ms=pb.rtt_ms, uplink_bps=pb.uplink_bps) if pb.HasField("rtt_ms") else None
-    return Proposal(round=pb.round, tokens=tuple(pb.token_ids), q_probs=tuple(pb.q_probs),
-                    entropies=tuple(pb.entropies), hidden_states=hidden, top_q=top_q, channel=channel,
-                    correction=pb.correction if pb.HasField("correction") else None,
-                    draft_ms=pb.draft_ms, predrafted=min(pb.predrafted, k), trace_context=dict(pb.trace_context))
+    return dataclasses.replace(proposal, top_q=top_q, channel=channel)
 
 
 def hidden_rows_from_pb(pb: target_pb2.HiddenUpload, round_: int, rows: int, hidden_size: int) -> torch.Tensor:
