@@ -77,6 +77,14 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     _server_flags(p, DEFAULT_TARGET_PORT)
     _model_flags(p)
     p.add_argument("--semantic-head", default=None, help="calibrated head file for the `semantic` rule")
+    p.add_argument("--kv-cache-tokens", type=int, default=16384,
+                   help="KV positions preallocated for all sessions; a session reserves prompt + max_new_tokens + 1")
+    p.add_argument("--max-batch-tokens", type=int, default=512, help="most tokens in one batched forward")
+    p.add_argument("--max-batch-sessions", type=int, default=64,
+                   help="most sessions in one batched forward (1: one session per forward, unbatched)")
+    p.add_argument("--prefill-chunk", type=int, default=256, help="most prompt tokens of a session per forward")
+    p.add_argument("--admission-wait", type=float, default=5.0,
+                   help="seconds a new session waits for KV room before RESOURCE_EXHAUSTED")
 
 
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
@@ -103,8 +111,12 @@ def _model_service(a: argparse.Namespace) -> dict:
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
+    from edgespec.models.engine_config import EngineConfig
     from edgespec.target.config import TargetConfig
-    return TargetConfig(**_model_service(a), semantic_head=a.semantic_head)
+    engine = EngineConfig(kv_cache_tokens=a.kv_cache_tokens, max_batch_tokens=a.max_batch_tokens,
+                          max_batch_sessions=a.max_batch_sessions, prefill_chunk=a.prefill_chunk,
+                          admission_wait_s=a.admission_wait)
+    return TargetConfig(**_model_service(a), semantic_head=a.semantic_head, engine=engine)
 
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
@@ -251,6 +263,19 @@ def _lazy_flags(module: str, function: str) -> Callable[[argparse.ArgumentParser
     return add
 
 
+def _bench_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mode", nargs="?", choices=("capacity",),
+                   help="`capacity`: N simulated devices against one target (--sessions, --modes)")
+    _lazy_flags("edgespec.bench.run", "add_bench_flags")(p)
+    _lazy_flags("edgespec.bench.capacity", "add_capacity_flags")(p)
+
+
+def _run_bench(a: argparse.Namespace) -> int:
+    if a.mode == "capacity":
+        return _lazy("edgespec.bench.capacity", "run_capacity")(a)
+    return _lazy("edgespec.bench.run", "run_bench")(a)
+
+
 # name: (run, add its flags, help)
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
     "target": (_run_target, _target_parser, "serve the target verifier (edge server / GPU side)"),
@@ -259,8 +284,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "generate": (_run_generate, _generate_parser, "generate through an orchestrator (SDK endpoint)"),
     "demo": (_lazy("edgespec.demo", "run_demo"), _demo_parser,
              "start target + draft on loopback, stream a generation, print stats"),
-    "bench": (_lazy("edgespec.bench.run", "run_bench"), _lazy_flags("edgespec.bench.run", "add_bench_flags"),
-              "benchmark edgespec against HF target-only and assisted generation"),
+    "bench": (_run_bench, _bench_parser,
+              "benchmark edgespec against HF target-only and assisted generation; `bench capacity`: "
+              "devices one target serves"),
     "netproxy": (run_netproxy, add_netproxy_flags, "TCP delay proxy emulating a slow link (rtt, jitter, rate)"),
     "vocabtrim": (_lazy("edgespec.vocabtrim_cli", "run_vocabtrim"),
                   _lazy_flags("edgespec.vocabtrim_cli", "add_vocabtrim_flags"),

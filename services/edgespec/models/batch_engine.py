@@ -80,6 +80,7 @@ class BatchEngine:
         self.queue: list[_Work] = []
         self.steps: deque[StepRecord] = deque(maxlen=4096)   # the latest steps (benchmarks, tests)
         self.step_count = 0
+        self.cpu_s = 0.0      # CPU time of the model thread in steps (one torch thread: the forwards' cost)
         self.sessions = 0
         self._driver: asyncio.Task | None = None
         self._room: asyncio.Condition | None = None
@@ -200,6 +201,7 @@ class BatchEngine:
 
     def _step(self, batch: list[tuple[_Work, int]]) -> list:
         """One forward over the batch (model thread); per work: (logits, hidden) or None."""
+        cpu = time.thread_time()
         segments, ids = [], []
         for work, n in batch:
             segments.append(Segment(work.slot, work.slot.length, n, len(ids)))
@@ -216,6 +218,7 @@ class BatchEngine:
                     continue
                 rows = states[segment.at + n - work.rows: segment.at + n]
                 outs.append((self._logits(rows), rows.float().cpu() if work.hidden else None))
+        self.cpu_s += time.thread_time() - cpu
         return outs
 
     def _logits(self, rows: torch.Tensor) -> torch.Tensor:
