@@ -3,7 +3,7 @@
 batching), unbatched (`--max-batch-sessions 1`, one session per forward) and server-only batched
 generation (the target generates every token, the vLLM-like baseline) — interleaved, starts a
 real gRPC target on the loaded model, runs N simulated devices against it
-(`capacity_devices.py`) and reads the engine's steps and model-thread CPU. Writes
+(`target/fleet.py`) and reads the engine's steps and model-thread CPU. Writes
 capacity.json / .md / .png (`capacity_report.py`). Not a test: timing goals live here.
 """
 
@@ -34,21 +34,16 @@ def _engine(mode: str, kv_tokens: int):
 async def _cell(target, recordings, mode: str, n: int, max_new: int, kv_tokens: int) -> dict:
     """Start a target for this mode, run N devices against it, stop it; one summary row. Engine
     steps and model CPU count from the moment every device's session is open (prefill excluded)."""
-    import grpc
-
-    from edgespec.bench.capacity_devices import run_devices
     from edgespec.bench.capacity_report import summarize
-    from edgespec.rpc.server import ServerOptions
     from edgespec.target.config import TargetConfig
+    from edgespec.target.fleet import run_devices
     from edgespec.target.serve import start_target, stop_target
-    config = TargetConfig(model="loaded", max_sessions=max(n, 16), server=ServerOptions(),
-                          engine=_engine(mode, kv_tokens))
+    config = TargetConfig(model="loaded", max_sessions=max(n, 16), engine=_engine(mode, kv_tokens))
     running, servicer = await start_target(config, target)
     engine, mark = servicer.engine, {}
     try:
-        async with grpc.aio.insecure_channel(running.address) as channel:
-            results, seconds = await run_devices(channel, recordings, n, max_new, mode == "server-only",
-                                                 lambda: mark.update(step=engine.step_count, cpu=engine.cpu_s))
+        results, seconds = await run_devices(running.address, recordings, n, max_new, mode == "server-only",
+                                             lambda: mark.update(step=engine.step_count, cpu=engine.cpu_s))
         steps = [s for s in engine.steps if s.index >= mark["step"]]
         cpu_s = engine.cpu_s - mark["cpu"]
     finally:

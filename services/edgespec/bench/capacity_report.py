@@ -9,7 +9,6 @@ from __future__ import annotations
 import pathlib
 import statistics
 
-from edgespec.bench.capacity_devices import DeviceResult
 
 MODES = {"batched": "batched (continuous batching)", "unbatched": "unbatched (--max-batch-sessions 1)",
          "server-only": "server-only batched generation"}
@@ -20,7 +19,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
-def summarize(mode: str, n: int, results: list[DeviceResult], seconds: float, steps: list, cpu_s: float) -> dict:
+def summarize(mode: str, n: int, results: list, seconds: float, steps: list, cpu_s: float) -> dict:
     """One (mode, N) cell from its device results and the engine steps it ran."""
     tokens = sum(r.tokens for r in results)
     latencies = [ms for r in results for ms in r.round_ms]

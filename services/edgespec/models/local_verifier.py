@@ -23,6 +23,7 @@ import torch
 
 from edgespec.core.acceptance import Needs, RuleInputs
 from edgespec.core.acceptance.semantic_score import SemanticHead
+from edgespec.core.hidden_upload import filled_block, missing_positions, uploads_on_request
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.sampling import make_generator
 from edgespec.core.types import Proposal, SessionSpec, SessionStateError, Verdict
@@ -46,8 +47,7 @@ class PendingBlock:
 
     def with_hidden(self, rows: torch.Tensor, d: int) -> PendingBlock:
         """Fill the `missing` positions with `rows` [m, d]; other rows stay 0 (exact matches)."""
-        full = torch.zeros((self.proposal.k, d), dtype=torch.float16)
-        full[list(self.missing)] = rows.to(torch.float16)
+        full = filled_block(rows, self.missing, self.proposal.k, d)
         return replace(self, proposal=replace(self.proposal, hidden_states=full), missing=())
 
 
@@ -83,7 +83,7 @@ class LocalVerifier:
         self.acceptance_params = spec.acceptance_params
         self.head = head
         self.lm_head = model.get_output_embeddings().weight.detach() if self.needs.target_hidden else None
-        self.mismatch_first = self.needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first"
+        self.mismatch_first = uploads_on_request(self.needs, spec.acceptance_params)
         self.draft_hidden_size = spec.draft_hidden_size
         # hidden states expected inside every block (None: none, or only on request)
         self.hidden_size = spec.draft_hidden_size if spec.send_hidden_states and not self.mismatch_first else None
@@ -136,10 +136,9 @@ class LocalVerifier:
         self.pending_block = True
         missing = ()
         if self.mismatch_first and proposal.hidden_states is None and k:
-            mismatched = out.logits[:k].argmax(-1) != torch.tensor(drafts, dtype=torch.long)
-            missing = tuple(int(i) for i in torch.nonzero(mismatched).flatten())
+            missing = missing_positions(out.logits, drafts)
             if not missing:  # all exact matches: no hidden state is read
-                proposal = replace(proposal, hidden_states=torch.zeros((k, self.draft_hidden_size)))
+                proposal = replace(proposal, hidden_states=filled_block(None, (), k, self.draft_hidden_size))
         return PendingBlock(proposal, out.logits, out.hidden, start, missing, queue_ms=out.queue_ms,
                             compute_ms=out.compute_ms)
 

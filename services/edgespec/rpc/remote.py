@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
-import torch
-
+from edgespec.core.hidden_upload import requested_rows, uploads_on_request
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import Committed, DraftPlan, Proposal, Verdict
 from edgespec.rpc import codec
@@ -93,8 +92,7 @@ class RemoteVerifier:
         spec = resolved.spec
         request = target_pb2.VerifierRequest(open=codec.spec_to_pb(spec))
         response, _, _ = await session.ask(request, limits.open_timeout_s)
-        return cls(session, response.opened,
-                   resolved.needs.draft_hidden and spec.acceptance_params.semantic_upload == "mismatch-first")
+        return cls(session, response.opened, uploads_on_request(resolved.needs, spec.acceptance_params))
 
     async def verify(self, proposal: Proposal) -> Verdict:
         block = codec.proposal_to_pb(proposal, self.session_id, hidden=not self.mismatch_first)
@@ -124,7 +122,7 @@ def _hidden_upload(proposal: Proposal, request: target_pb2.HiddenRequest) -> tar
     positions = list(request.positions)
     if any(not 0 <= i < proposal.k for i in positions):
         raise ConnectionError(f"upstream: hidden_request positions {positions} are outside the block")
-    rows = proposal.hidden_states[torch.tensor(positions, dtype=torch.long)].to(torch.float16)
+    rows = requested_rows(proposal.hidden_states, positions)
     return target_pb2.HiddenUpload(round=proposal.round, hidden_states=codec.tensor_to_pb(rows))
 
 

@@ -1,8 +1,9 @@
-"""Simulated devices for `edgespec bench capacity`: N sessions against one real gRPC target at
+"""A simulated fleet for `edgespec bench capacity`: N device sessions against one real gRPC target at
 once, each either replaying a recorded draft run block by block (speculative modes) or asking the
 target to generate every token itself (server-only). Every session opens (prefill) first; the
 clock starts when all are open. Measures, per device, committed tokens, wall time, each round's
-latency and whether each replayed verdict equals the recorded (alone) one. No models here.
+latency and whether each replayed verdict equals the recorded (alone) one. No models here; it lives with the target service because it speaks its
+gRPC API (the bench package stays off grpc).
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from edgespec.bench.capacity_record import Recording, exact_spec
-from edgespec.core.types import Proposal
+import grpc
+
+from edgespec.core.resolved_spec import ResolvedSpec
+from edgespec.core.types import Proposal, SamplingParams, SessionSpec
 from edgespec.rpc.remote import RemoteVerifier
+
+Recording = Any  # a recorded run: .prompt_ids and .blocks (tokens, q_probs, accepted, token), see bench
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,11 @@ class DeviceResult:
     round_ms: tuple[float, ...]
     same_verdicts: int        # replayed verdicts equal to the recorded ones (speculative modes)
     verdicts: int
+
+
+def _exact(prompt_ids, max_new: int) -> ResolvedSpec:
+    return ResolvedSpec.of(SessionSpec(prompt_ids=tuple(prompt_ids), params=SamplingParams(),
+                                       acceptance="exact", max_new_tokens=max_new))
 
 
 async def _replay(verifier: RemoteVerifier, recording: Recording, max_new: int) -> DeviceResult:
@@ -51,12 +62,18 @@ async def _server_only(verifier: RemoteVerifier, max_new: int) -> DeviceResult:
     return DeviceResult(len(latencies), time.perf_counter() - start, tuple(latencies), 0, 0)
 
 
-async def run_devices(channel, recordings: list[Recording], n: int, max_new: int, server_only: bool,
+async def run_devices(address: str, recordings: list[Recording], n: int, max_new: int, server_only: bool,
                       opened: Callable[[], None] = lambda: None) -> tuple[list[DeviceResult], float]:
     """N devices (device i replays recording i mod len) at once; (results, wall seconds from the
     moment all are open — `opened` is called then)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await _run(channel, recordings, n, max_new, server_only, opened)
+
+
+async def _run(channel, recordings: list[Recording], n: int, max_new: int, server_only: bool,
+               opened: Callable[[], None]) -> tuple[list[DeviceResult], float]:
     picks = [recordings[i % len(recordings)] for i in range(n)]
-    verifiers = await asyncio.gather(*(RemoteVerifier.open(channel, exact_spec(r.prompt_ids, max_new))
+    verifiers = await asyncio.gather(*(RemoteVerifier.open(channel, _exact(r.prompt_ids, max_new))
                                        for r in picks))
     try:
         opened()
