@@ -24,6 +24,7 @@ from tqdm import tqdm
 from edgespec.bench.outputs import write_outputs
 from edgespec.core.observer import NullObserver
 from edgespec.core.types import DraftPlan, StepResult
+from edgespec.telemetry.span_attrs import SpanAttr
 
 STEP = StepResult(tokens=(1, 2, 3), drafted=3, accepted=2, draft_ms=20.0, verify_ms=30.0, round_trip_ms=35.0,
                   round_ms=60.0, bytes_up=90, bytes_down=40, target_forward_passes=1)
@@ -41,7 +42,7 @@ def _per_round_us(observer, rounds: int) -> float:
 
 
 def _observer(telemetry):
-    observer = telemetry.session(None, {"edgespec.rule": "exact"}, "exact", True)
+    observer = telemetry.session(None, {SpanAttr.RULE: "exact"}, "exact", True)
     observer.bind("bench")
     return observer
 

@@ -27,6 +27,7 @@ from edgespec.rpc.remote import RemoteVerifier, StreamLimits
 from edgespec.rpc.sessions import SessionLimitError
 from edgespec.telemetry.round_observer import SessionObserver
 from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.span_attrs import SpanAttr
 from edgespec.telemetry.tracing import context_from
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -83,9 +84,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     def _observer(self, resolved: GenerationRequest, context: grpc.aio.ServicerContext) -> SessionObserver:
         """This generation's `session` span (in the caller's trace) and the observer of its rounds."""
         rule, spec = resolved.rule, resolved.spec
-        attributes = {"edgespec.rule": rule.name, "edgespec.lossless": rule.lossless,
-                      "edgespec.prompt_tokens": len(spec.prompt_ids), "edgespec.max_new_tokens": spec.max_new_tokens,
-                      "edgespec.policy": resolved.policy}
+        attributes = {SpanAttr.RULE: rule.name, SpanAttr.LOSSLESS: rule.lossless,
+                      SpanAttr.PROMPT_TOKENS: len(spec.prompt_ids), SpanAttr.MAX_NEW_TOKENS: spec.max_new_tokens,
+                      SpanAttr.POLICY: resolved.policy}
         return self.telemetry.session(_parent_context(context), attributes, rule.name, rule.lossless)
 
     async def _open_sessions(self, session: ResolvedSpec) -> tuple[RemoteVerifier, Drafter]:

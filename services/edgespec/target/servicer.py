@@ -23,6 +23,7 @@ from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionNotFound, SessionRegistry
 from edgespec.target.config import TargetConfig
 from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.span_attrs import SpanAttr
 from edgespec.telemetry.spans import mark_error
 from edgespec.telemetry.tracing import context_from
 from edgespec.v1 import common_pb2, target_pb2, target_pb2_grpc
@@ -34,12 +35,12 @@ class _BlockSpan:
 
     def __init__(self, span, verdicts: int) -> None:
         self.span, self.left = span, verdicts
-        self.totals = {"edgespec.accepted": 0, "edgespec.verify_ms": 0.0, "edgespec.queue_ms": 0.0}
+        self.totals = {SpanAttr.ACCEPTED: 0, SpanAttr.VERIFY_MS: 0.0, SpanAttr.QUEUE_MS: 0.0}
 
     def observe(self, verdict: target_pb2.Verdict) -> None:
-        self.totals["edgespec.accepted"] += verdict.accepted
-        self.totals["edgespec.verify_ms"] += verdict.verify_ms
-        self.totals["edgespec.queue_ms"] += verdict.queue_ms
+        self.totals[SpanAttr.ACCEPTED] += verdict.accepted
+        self.totals[SpanAttr.VERIFY_MS] += verdict.verify_ms
+        self.totals[SpanAttr.QUEUE_MS] += verdict.queue_ms
         self.left -= 1
         if not self.left:
             self.end()
@@ -129,9 +130,9 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
         proposal = codec.proposal_from_pb(request.block, verifier.hidden_size, self.target.vocab_size)
         n = request.block.server_tokens
-        attributes = {"edgespec.round": proposal.round, "edgespec.session": session_id, "edgespec.k": proposal.k,
-                      "edgespec.rule": rule, "edgespec.target_model": self.target.name,
-                      "edgespec.server_tokens": n}
+        attributes = {SpanAttr.ROUND: proposal.round, SpanAttr.SESSION: session_id, SpanAttr.K: proposal.k,
+                      SpanAttr.RULE: rule, SpanAttr.TARGET_MODEL: self.target.name,
+                      SpanAttr.SERVER_TOKENS: n}
         span = _BlockSpan(self.telemetry.tracer.start_span(
             "verify", context=context_from(proposal.trace_context), attributes=attributes), max(1, n))
         try:

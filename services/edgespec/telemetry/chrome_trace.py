@@ -5,13 +5,13 @@ number in every process and never a pid, with thread_name metadata), one complet
 first span) per span with its attributes as args, span events as instant events, a flow arrow where a
 span's parent lives in another process (round -> verify), and each round's placed time split as child
 slices on the round's own lane. Pure data shaping: it reads Span/RoundRow-like objects from
-`trace_report` and writes no files.
+`round_rows` (built by `trace_report`) and writes no files.
 """
 
 from __future__ import annotations
 
 from edgespec.telemetry.span_file import Span
-from edgespec.telemetry.trace_report import PART_LABELS, RoundRow
+from edgespec.telemetry.round_rows import PART_LABELS, RoundRow
 
 
 class _Clock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from edgespec.core.types import Committed, DraftPlan, Drafter, Proposal, Verdict
 from edgespec.telemetry.runtime import Telemetry
+from edgespec.telemetry.span_attrs import SpanAttr
 from edgespec.telemetry.spans import span_scope
 from edgespec.telemetry.tracing import context_from
 
@@ -15,11 +16,11 @@ from edgespec.telemetry.tracing import context_from
 async def traced_propose(drafter: Drafter, plan: DraftPlan, telemetry: Telemetry, model: str) -> Proposal:
     """The span names no session: the draft's own session id differs from the target's that
     `round` and `verify` carry; the span's parent (the round) says which generation it is."""
-    attributes = {"edgespec.k_planned": plan.k, "edgespec.draft_model": model}
+    attributes = {SpanAttr.K_PLANNED: plan.k, SpanAttr.DRAFT_MODEL: model}
     with span_scope(telemetry.tracer, "draft", context_from(plan.trace_context), attributes) as span:
         proposal = await drafter.propose(plan)
-        span.set_attributes({"edgespec.k": proposal.k, "edgespec.round": proposal.round,
-                             "edgespec.draft_ms": proposal.draft_ms, "edgespec.predrafted": proposal.predrafted})
+        span.set_attributes({SpanAttr.K: proposal.k, SpanAttr.ROUND: proposal.round,
+                             SpanAttr.DRAFT_MS: proposal.draft_ms, SpanAttr.PREDRAFTED: proposal.predrafted})
     telemetry.metrics.draft_seconds.observe(proposal.draft_ms / 1e3)
     return proposal
 

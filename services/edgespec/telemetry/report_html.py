@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from edgespec.telemetry.trace_report import PART_LABELS, RoundRow, SessionReport
+from edgespec.telemetry.round_rows import PART_LABELS, RoundRow, SessionReport
+from edgespec.telemetry.span_attrs import SpanAttr
 
 COLOURS = {"draft": "#4c72b0", "uplink": "#dd8452", "queue": "#c44e52", "verify": "#55a868",
            "downlink": "#8172b3", "network": "#937860"}
@@ -31,7 +32,7 @@ img { max-width: 100%; height: auto; } .note { color: #555; font-size: 0.9em; } 
 SUMMARY_COLUMNS = ("session", "trace id", "services seen", "rounds", "server-only runs", "tokens",
                    "τ (tokens/round)", "acceptance", "mean k", "mean RTT ms", "finish reason")
 ROUND_COLUMNS = ("round", "mode", "k", "accepted", "tokens", "round ms", *PART_LABELS.values(),
-                 "net.rtt_ms", "bytes up", "bytes down")
+                 SpanAttr.NET_RTT_MS, "bytes up", "bytes down")
 
 
 def _fmt(value, spec: str = "") -> str:
@@ -62,7 +63,7 @@ def _mean_k(s: SessionReport) -> float | None:
 def summary_table(sessions: list[SessionReport]) -> str:
     rows = [_row((s.session, ", ".join(s.trace_ids), ", ".join(s.services), len(s.speculative), s.server_runs,
                   s.tokens, _fmt(s.tau, ".2f"), _fmt(_acceptance_rate(s), ".1%"), _fmt(_mean_k(s), ".1f"),
-                  _fmt(s.mean_rtt_ms, ".1f"), s.attributes.get("edgespec.finish_reason", "—")), 3)
+                  _fmt(s.mean_rtt_ms, ".1f"), s.attributes.get(SpanAttr.FINISH_REASON, "—")), 3)
             for s in sessions]
     return f'<table id="sessions">{_head(SUMMARY_COLUMNS, 3)}{"".join(rows)}</table>'
 
@@ -85,7 +86,7 @@ def _timeline(ax, rounds: tuple[RoundRow, ...]) -> None:
             bottom = [b + h for b, h in zip(bottom, heights)]
     ax.scatter(x, [r.duration_ms for r in rounds], marker="_", s=160, color="black", zorder=3,
                label="round wall time")
-    ax.set_xlabel("round (edgespec.round)")
+    ax.set_xlabel(f"round ({SpanAttr.ROUND})")
     ax.set_ylabel("ms")
     ax.set_title("round timeline: time split per round")
     handles = ax.get_legend_handles_labels()[0]
@@ -116,13 +117,13 @@ def _acceptance(ax, s: SessionReport) -> None:
 
 def _rtt_and_k(ax, rounds: tuple[RoundRow, ...]) -> None:
     """Speculative rounds only: a server-only run's k and net.rtt_ms are sums over its streamed tokens."""
-    ax.set_title("net.rtt_ms and k per speculative round")
+    ax.set_title(f"{SpanAttr.NET_RTT_MS} and k per speculative round")
     nan = float("nan")
     x = [r.index for r in rounds]
     rtt = [nan if r.server or r.rtt_ms is None else r.rtt_ms for r in rounds]
     ax.plot(x, rtt, marker="o", markersize=3, color=COLOURS["uplink"])
-    ax.set_xlabel("round (edgespec.round)")
-    ax.set_ylabel("net.rtt_ms", color=COLOURS["uplink"])
+    ax.set_xlabel(f"round ({SpanAttr.ROUND})")
+    ax.set_ylabel(SpanAttr.NET_RTT_MS, color=COLOURS["uplink"])
     twin = ax.twinx()
     twin.step(x, [nan if r.server or r.k is None else r.k for r in rounds], where="mid", color="#333")
     twin.plot(x, [nan if r.server or r.k is None else r.k for r in rounds], "s", markersize=2, color="#333")

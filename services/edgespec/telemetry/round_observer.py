@@ -19,6 +19,7 @@ from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import DraftPlan, StepResult
 from edgespec.telemetry.feed import RoundEvent, RoundFeed
 from edgespec.telemetry.metrics import ServiceMetrics
+from edgespec.telemetry.span_attrs import SpanAttr
 from edgespec.telemetry.spans import mark_error
 from edgespec.telemetry.tracing import carrier_of
 
@@ -104,7 +105,7 @@ class SessionObserver:
     def bind(self, session_id: str) -> None:
         """Name the generation by its target session id (shared by the spans of every service)."""
         self.session_id = session_id
-        self.session_span.set_attribute("edgespec.session", session_id)
+        self.session_span.set_attribute(SpanAttr.SESSION, session_id)
 
     def finish(self, stats: SpecDecodeStats, finish_reason: str, error: BaseException | None) -> None:
         """End the `session` span with the generation's totals. A client that went away ends it as
@@ -117,15 +118,15 @@ class SessionObserver:
         else:
             self.metrics.observe_generation(stats, finish_reason)
         self.session_span.set_attributes({
-            "edgespec.generated_tokens": stats.generated_tokens, "edgespec.rounds": stats.rounds,
-            "edgespec.tau": stats.mean_accepted_length, "edgespec.finish_reason": finish_reason,
-            "edgespec.server_tokens": stats.server_tokens})
+            SpanAttr.GENERATED_TOKENS: stats.generated_tokens, SpanAttr.ROUNDS: stats.rounds,
+            SpanAttr.TAU: stats.mean_accepted_length, SpanAttr.FINISH_REASON: finish_reason,
+            SpanAttr.SERVER_TOKENS: stats.server_tokens})
         self.session_span.end()
 
     @contextmanager
     def round(self, plan: DraftPlan) -> Iterator[_RoundScope]:
-        attributes = {"edgespec.round": self.rounds, "edgespec.session": self.session_id,
-                      "edgespec.rule": self.rule, "edgespec.lossless": self.lossless}
+        attributes = {SpanAttr.ROUND: self.rounds, SpanAttr.SESSION: self.session_id,
+                      SpanAttr.RULE: self.rule, SpanAttr.LOSSLESS: self.lossless}
         span = self.tracer.start_span("round", context=trace.set_span_in_context(self.session_span),
                                       attributes=attributes)
         scope = _RoundScope(span, carrier_of(span) if self.propagate else {}, self)
@@ -142,11 +143,11 @@ class SessionObserver:
     def report(self, scope: _RoundScope) -> None:
         t = scope.totals
         scope.span.set_attributes({
-            "edgespec.k": t.drafted, "edgespec.accepted": t.accepted, "edgespec.tokens": t.tokens,
-            "edgespec.bytes_up": t.bytes_up, "edgespec.bytes_down": t.bytes_down, "net.rtt_ms": t.network_ms,
-            "edgespec.draft_ms": t.draft_ms, "edgespec.verify_ms": t.verify_ms, "edgespec.queue_ms": t.queue_ms,
-            "edgespec.round_trip_ms": t.round_trip_ms, "edgespec.server": t.server,
-            "edgespec.relaxed_accepted": t.relaxed})
+            SpanAttr.K: t.drafted, SpanAttr.ACCEPTED: t.accepted, SpanAttr.TOKENS: t.tokens,
+            SpanAttr.BYTES_UP: t.bytes_up, SpanAttr.BYTES_DOWN: t.bytes_down, SpanAttr.NET_RTT_MS: t.network_ms,
+            SpanAttr.DRAFT_MS: t.draft_ms, SpanAttr.VERIFY_MS: t.verify_ms, SpanAttr.QUEUE_MS: t.queue_ms,
+            SpanAttr.ROUND_TRIP_MS: t.round_trip_ms, SpanAttr.SERVER: t.server,
+            SpanAttr.RELAXED_ACCEPTED: t.relaxed})
         if self.feed is not None and t.tokens:
             event = RoundEvent(session=self.session_id, round=self.rounds, k=t.drafted, accepted=t.accepted,
                                tokens=t.tokens, rtt_ms=t.network_ms, draft_ms=t.draft_ms, verify_ms=t.verify_ms,

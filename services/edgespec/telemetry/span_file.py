@@ -10,6 +10,8 @@ import pathlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from edgespec.telemetry.span_attrs import SpanAttr
+
 REQUIRED = {"trace_id": str, "span_id": str, "name": str, "start_ns": int, "end_ns": int}
 OPTIONAL = {"parent_span_id": (str, type(None)), "kind": str, "service": str, "status": str,
             "attributes": dict, "events": list}
@@ -94,8 +96,8 @@ def assign_sessions(spans: list[Span]) -> dict[str, str]:
     """span_id -> session: its own edgespec.session, else its nearest ancestor's, else (a generate or
     gRPC span above a session) its earliest descendant's, else "trace <first 8 hex of trace id>"."""
     by_id = {s.span_id: s for s in spans}
-    own = {s.span_id: str(s.attributes["edgespec.session"]) for s in spans
-           if s.attributes.get("edgespec.session") not in (None, "")}  # an empty id names no session
+    own = {s.span_id: str(s.attributes[SpanAttr.SESSION]) for s in spans
+           if s.attributes.get(SpanAttr.SESSION) not in (None, "")}  # an empty id names no session
     children = defaultdict(list)
     for s in sorted(spans, key=lambda s: s.start_ns):
         if s.parent_span_id in by_id and s.parent_span_id != s.span_id:

@@ -14,98 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from edgespec.telemetry import chrome_trace, report_html
+from edgespec.telemetry.round_rows import MS, PART_LABELS, RoundRow, SessionReport, Slice
+from edgespec.telemetry.span_attrs import SpanAttr
 from edgespec.telemetry.span_file import Span, assign_sessions, load_spans
-
-# part -> label, in the order a round runs; "network" only when uplink/downlink are unknown
-PART_LABELS = {"draft": "draft compute", "uplink": "uplink", "queue": "queue", "verify": "verify compute",
-               "downlink": "downlink", "network": "network (unsplit RTT)"}
-MS = 1_000_000  # ns per ms
-
-
-@dataclass(frozen=True)
-class Slice:
-    """A placed part of a round's time split; `span_id` when it mirrors a span (the draft span)."""
-
-    part: str
-    start_ns: int
-    end_ns: int
-    span_id: str | None = None
-
-
-@dataclass(frozen=True)
-class RoundRow:
-    """One round span: a speculative round, or one server-only run (`server`)."""
-
-    session: str
-    index: int
-    span_id: str
-    trace_id: str
-    service: str
-    start_ns: int
-    end_ns: int
-    server: bool
-    k: int | None
-    accepted: int | None
-    tokens: int | None              # committed this round, bonus counted (missing: accepted + 1)
-    rtt_ms: float | None
-    bytes_up: int | None
-    bytes_down: int | None
-    split_ms: dict[str, float] = field(compare=False)   # part -> ms, parts known only, PART_LABELS order
-    slices: tuple[Slice, ...] = ()  # the parts whose place in time is known
-    measured_network: bool = False  # uplink/downlink from events + verify span (else "network" = RTT)
-
-    @property
-    def duration_ms(self) -> float:
-        return (self.end_ns - self.start_ns) / MS
-
-
-@dataclass(frozen=True)
-class SessionReport:
-    """One session's rounds and what they add up to (tau counts the bonus; server-only runs are not rounds)."""
-
-    session: str
-    trace_ids: tuple[str, ...]
-    services: tuple[str, ...]
-    rounds: tuple[RoundRow, ...]    # speculative rounds and server-only runs, by index
-    attributes: dict = field(compare=False)  # of the session span ({} when it is missing)
-
-    @property
-    def speculative(self) -> tuple[RoundRow, ...]:
-        return tuple(r for r in self.rounds if not r.server)
-
-    @property
-    def server_runs(self) -> int:
-        return sum(r.server for r in self.rounds)
-
-    @property
-    def tokens(self) -> int:
-        return sum(r.tokens or 0 for r in self.rounds)
-
-    @property
-    def tau(self) -> float | None:
-        known = [r.tokens for r in self.speculative if r.tokens is not None]
-        return statistics.fmean(known) if known else None
-
-    @property
-    def mean_rtt_ms(self) -> float | None:
-        """Over speculative rounds (a server-only run's net.rtt_ms adds up its streamed tokens)."""
-        known = [r.rtt_ms for r in self.speculative if r.rtt_ms is not None]
-        return statistics.fmean(known) if known else None
-
-    def position_counts(self) -> list[tuple[int, int]]:
-        """(drafted, accepted) per draft position i (0-based) over speculative rounds with k and accepted."""
-        rows = [r for r in self.speculative if r.k is not None and r.accepted is not None]
-        width = max((r.k for r in rows), default=0)
-        return [(sum(r.k > i for r in rows), sum(r.accepted > i for r in rows)) for i in range(width)]
-
-    def acceptance_per_position(self) -> list[float]:
-        """Fraction of the rounds that drafted position i whose token at i was accepted."""
-        return [accepted / drafted for drafted, accepted in self.position_counts()]
-
 
 def _num(attrs: dict, key: str, kind=float):
     value = attrs.get(key)
@@ -113,7 +28,7 @@ def _num(attrs: dict, key: str, kind=float):
 
 
 def _split(rnd: Span, draft: Span | None, verify: Span | None, attrs: dict) -> tuple[dict, tuple[Slice, ...], bool]:
-    queue_ms, verify_ms = _num(attrs, "edgespec.queue_ms"), _num(attrs, "edgespec.verify_ms")
+    queue_ms, verify_ms = _num(attrs, SpanAttr.QUEUE_MS), _num(attrs, SpanAttr.VERIFY_MS)
     placed = [Slice("draft", draft.start_ns, draft.end_ns, draft.span_id)] if draft else []
     sent, received = rnd.event_ns("verify_sent"), rnd.event_ns("verdict_received")
     measured = bool(verify and sent is not None and received is not None
@@ -130,28 +45,28 @@ def _split(rnd: Span, draft: Span | None, verify: Span | None, attrs: dict) -> t
     clipped = [Slice(s.part, max(s.start_ns, rnd.start_ns), min(s.end_ns, rnd.end_ns), s.span_id) for s in placed]
     slices = tuple(s for s in clipped if s.end_ns > s.start_ns)
     known = {s.part: (s.end_ns - s.start_ns) / MS for s in slices}
-    fallback = {"draft": _num(attrs, "edgespec.draft_ms"), "queue": queue_ms, "verify": verify_ms,
-                "network": None if measured else _num(attrs, "net.rtt_ms")}
+    fallback = {"draft": _num(attrs, SpanAttr.DRAFT_MS), "queue": queue_ms, "verify": verify_ms,
+                "network": None if measured else _num(attrs, SpanAttr.NET_RTT_MS)}
     split = {part: v for part in PART_LABELS if (v := known.get(part, fallback.get(part))) is not None}
     return split, slices, measured
 
 
 def _round_row(rnd: Span, session: str, index: int, children: dict[str, list[Span]]) -> RoundRow:
     a = rnd.attributes
-    server = a.get("edgespec.server") is True
+    server = a.get(SpanAttr.SERVER) is True
     # one draft and one verify child place a speculative round's split; a server-only run streams
     # n tokens (n shadow drafts, per-token numbers on its verify span): only its own totals count
     draft, verify = (None, None) if server else (
         children[name][0] if len(children.get(name, ())) == 1 else None for name in ("draft", "verify"))
     merged = a if server else {**(verify.attributes if verify else {}), **a}  # the round's own numbers win
-    k, accepted = _num(merged, "edgespec.k", int), _num(merged, "edgespec.accepted", int)
-    tokens = _num(a, "edgespec.tokens", int)
+    k, accepted = _num(merged, SpanAttr.K, int), _num(merged, SpanAttr.ACCEPTED, int)
+    tokens = _num(a, SpanAttr.TOKENS, int)
     if tokens is None and accepted is not None and not server:
         tokens = accepted + 1
     split, slices, measured = _split(rnd, draft, verify, merged)
     return RoundRow(session, index, rnd.span_id, rnd.trace_id, rnd.service, rnd.start_ns, rnd.end_ns, server,
-                    k, accepted, tokens, _num(a, "net.rtt_ms"), _num(a, "edgespec.bytes_up", int),
-                    _num(a, "edgespec.bytes_down", int), split, slices, measured)
+                    k, accepted, tokens, _num(a, SpanAttr.NET_RTT_MS), _num(a, SpanAttr.BYTES_UP, int),
+                    _num(a, SpanAttr.BYTES_DOWN, int), split, slices, measured)
 
 
 def analyse(spans: list[Span], lanes: dict[str, str] | None = None) -> list[SessionReport]:
@@ -169,7 +84,7 @@ def analyse(spans: list[Span], lanes: dict[str, str] | None = None) -> list[Sess
         rounds = [s for s in members if s.name == "round"]
         if not rounds and not any(s.name == "session" for s in members):
             continue
-        numbers = [_num(r.attributes, "edgespec.round", int) for r in rounds]
+        numbers = [_num(r.attributes, SpanAttr.ROUND, int) for r in rounds]
         # edgespec.round when every round has it, else the order the rounds started in
         indices = numbers if None not in numbers else list(range(len(rounds)))
         rows = sorted((_round_row(r, session, i, children[r.span_id]) for r, i in zip(rounds, indices)),
@@ -188,7 +103,6 @@ class ReportPaths:
 
 def write_report(spans_path, out_dir) -> ReportPaths:
     """Write DIR/trace.json (Chrome Trace Event format) and DIR/report.html (self-contained)."""
-    from edgespec.telemetry import chrome_trace, report_html
     spans = load_spans(spans_path)
     lanes = assign_sessions(spans)
     sessions = analyse(spans, lanes)
