@@ -178,3 +178,13 @@ def test_auto_pre_drafts_by_itself_only_when_the_verdict_wait_exceeds_a_draft_st
     assert link.ready and costly.plan().ahead == 0, "a draft step longer than the wait is never pre-drafted"
     fresh = Auto(PolicyConfig(k=3, k_max=8, early_stop="none"), LinkEstimates())
     assert fresh.plan().ahead == 0, "before the link is measured only the request's flag turns it on"
+
+
+def test_auto_runs_its_entropy_stop_only_while_the_draft_is_weak():
+    strong = Auto(PolicyConfig(k=4, k_max=8), _measured_link(20.0, 5.0, 60.0))
+    weak = Auto(PolicyConfig(k=4, k_max=8), _measured_link(20.0, 5.0, 60.0))
+    for i in range(20):
+        strong.observe(_step(drafted=4, accepted=4, draft_ms=4.0, verify_ms=64.0, rtt_ms=0.0))
+        weak.observe(_step(drafted=4, accepted=4 * (i % 2), draft_ms=4.0, verify_ms=64.0, rtt_ms=0.0))
+    assert strong.curve.values()[0] > 0.9 and strong.plan().stop is None
+    assert weak.curve.values()[0] < 0.9 and weak.plan().stop is not None

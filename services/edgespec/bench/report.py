@@ -57,6 +57,8 @@ def to_markdown(meta: dict, summary: dict) -> str:
              f"tokens, greedy, {meta['torch_threads']} torch thread(s), {meta['date']})", "",
              f"target: {meta['target']}; edgespec draft: {meta['draft']}; HF assisted draft: "
              f"{meta.get('hf_draft', meta['draft'])}", "",
+             f"the draft runtime alone decodes one token in {_fmt(meta.get('draft_bare_ms_per_token'), '.1f')} ms "
+             "(median, before and after the run); `draft ms/token` is what the service spends per drafted token", "",
              "| system | tokens/s | τ (bonus incl.) | acceptance | target passes/token | overhead ms/round "
              "(mean / p50) | draft ms/round | draft ms/token | verify ms/round | bytes/round | greedy parity vs (a) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

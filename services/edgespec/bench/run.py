@@ -110,6 +110,24 @@ async def _all_runs(target, hf_draft, draft, prompts, ids, a: argparse.Namespace
     return runs
 
 
+def bare_decode_ms(draft, prompt_ids: list[int], tokens: int = 32) -> float:
+    """Median ms of one single-token forward of the draft runtime alone (no service around it),
+    teacher-forced on its own greedy continuation of `prompt_ids`."""
+    import statistics
+    seq = draft.open_sequence(list(prompt_ids), len(prompt_ids) + tokens + 1, False)
+    try:
+        seq.prefill()
+        times, feed = [], seq.pending()
+        for _ in range(tokens):
+            start = time.perf_counter()
+            out = seq.feed(feed)
+            times.append((time.perf_counter() - start) * 1e3)
+            feed = [int(out.logits[-1].argmax())]
+        return statistics.median(times)
+    finally:
+        seq.close()
+
+
 def bench_drafts(a: argparse.Namespace) -> tuple:
     """(the preset's torch draft, for the HF baselines; edgespec's draft on `--runtime`)."""
     from edgespec.models.draft_runtime import DraftRuntimeOptions, load_draft, torch_draft
@@ -142,8 +160,11 @@ def run_bench(a: argparse.Namespace) -> int:
     target = load_model(a.model, "target")
     hf_draft, draft = bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
+    bare = [bare_decode_ms(draft, ids[0])]
     runs = asyncio.run(_all_runs(target, hf_draft, draft, prompts, ids, a))
+    bare.append(bare_decode_ms(draft, ids[0]))
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "hf_draft": hf_draft.name,
+            "draft_bare_ms_per_token": sum(bare) / 2,
             "prompts": len(prompts),
             "max_new_tokens": a.max_new_tokens, "k": a.k, "torch_threads": a.threads,
             "torch": torch.__version__, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",

@@ -35,19 +35,20 @@ class KVSequence:
         """Committed tokens not yet in the cache."""
         return self.tokens[self.cache_len:]
 
-    def feed(self, ids: list[int], hidden: bool = False) -> ForwardOut:
-        """One forward pass over `ids` on top of the cache; the cache grows by len(ids)."""
+    def feed(self, ids: list[int], hidden: bool = False, last_only: bool = False) -> ForwardOut:
+        """One forward pass over `ids` on top of the cache; the cache grows by len(ids).
+        `last_only`: outputs for the last position alone (the LM head runs on one row)."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         out = self.model(input_ids=input_ids, past_key_values=self.cache, use_cache=True,
-                         output_hidden_states=hidden)
+                         output_hidden_states=hidden, logits_to_keep=1 if last_only else 0)
         self.forward_passes += 1
-        states = out.hidden_states[-1][0].float() if hidden else None
+        states = out.hidden_states[-1][0, -1 if last_only else 0:].float() if hidden else None
         return ForwardOut(logits=out.logits[0].float().cpu(), hidden=states)
 
     def prefill(self) -> None:
         """Feed the prompt minus its last token (which leads the first block)."""
         if len(self.tokens) > 1:
-            self.feed(self.tokens[self.cache_len:-1])
+            self.feed(self.tokens[self.cache_len:-1], last_only=True)
 
     def close(self) -> None:
         """Free the KV cache now, not at garbage collection."""

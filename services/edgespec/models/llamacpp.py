@@ -20,6 +20,9 @@ import torch
 from edgespec.models.kv_sequence import ForwardOut
 
 BATCH_TOKENS = 512   # tokens per llama_decode call (longer feeds are split)
+# Shorter feeds go one token per llama_decode: on one CPU thread a 2-token batch costs ~4x a
+# 1-token one (no reuse in small GEMMs), and llama.cpp gives identical logits either way.
+SMALL_FEED = 8
 _LOG_SINK = None     # keeps the ctypes log callback alive
 
 
@@ -101,11 +104,12 @@ class LlamaCppSequence:
             self._decode(self.tokens[self.cache_len:-1], outputs=False)
             self.forward_passes += 1
 
-    def feed(self, ids: list[int], hidden: bool = False) -> ForwardOut:
-        """One forward pass over `ids` on top of the cache; logits [n, V] float32 for every position."""
+    def feed(self, ids: list[int], hidden: bool = False, last_only: bool = False) -> ForwardOut:
+        """One forward pass over `ids` on top of the cache; logits [n, V] float32 for every
+        position (`last_only`: for the last alone)."""
         if hidden and not self.hidden:
             raise ValueError("hidden_states: this llama.cpp context was opened without embeddings")
-        rows = self._decode(list(ids), outputs=True, hidden=hidden)
+        rows = self._decode(list(ids), outputs=True, hidden=hidden, last_only=last_only)
         self.forward_passes += 1
         logits, states = (torch.from_numpy(np.concatenate(part)) if part else None for part in rows)
         return ForwardOut(logits=logits, hidden=states)
@@ -127,27 +131,32 @@ class LlamaCppSequence:
             self.lib.llama_free(self.ctx)
             self.ctx = None
 
-    def _decode(self, ids: list[int], outputs: bool, hidden: bool = False) -> tuple[list, list]:
+    def _decode(self, ids: list[int], outputs: bool, hidden: bool = False,
+                last_only: bool = False) -> tuple[list, list]:
         if self.ctx is None:
             raise RuntimeError("the llama.cpp sequence is closed")
         if self.cache_len + len(ids) > self.capacity:
             raise ValueError(f"max_new_tokens: the draft context holds {self.capacity} tokens, "
                              f"{self.cache_len + len(ids)} were asked for")
         logits, states = [], []
-        for start in range(0, len(ids), BATCH_TOKENS):
-            chunk = ids[start:start + BATCH_TOKENS]
-            self._fill(chunk, outputs)
+        step = 1 if len(ids) < SMALL_FEED else BATCH_TOKENS
+        for start in range(0, len(ids), step):
+            chunk = ids[start:start + step]
+            last = start + len(chunk) == len(ids)
+            out = outputs and (last or not last_only)   # this chunk's rows are wanted
+            self._fill(chunk, out, last_row_only=last_only)
             status = self.lib.llama_decode(self.ctx, self.batch)
             if status != 0:
                 raise RuntimeError(f"llama_decode failed with status {status}")
             self.cache_len += len(chunk)
-            if outputs:
-                logits.append(self._rows(self.lib.llama_get_logits(self.ctx), len(chunk), self.owner.vocab_size))
-            if outputs and hidden:
-                states.append(self._rows(self.lib.llama_get_embeddings(self.ctx), len(chunk), self.owner.hidden_size))
+            n = 1 if last_only else len(chunk)
+            if out:
+                logits.append(self._rows(self.lib.llama_get_logits(self.ctx), n, self.owner.vocab_size))
+            if out and hidden:
+                states.append(self._rows(self.lib.llama_get_embeddings(self.ctx), n, self.owner.hidden_size))
         return logits, states
 
-    def _fill(self, chunk: list[int], outputs: bool) -> None:
+    def _fill(self, chunk: list[int], outputs: bool, last_row_only: bool = False) -> None:
         batch, base = self.batch, self.cache_len
         batch.n_tokens = len(chunk)
         for i, token in enumerate(chunk):
@@ -155,7 +164,7 @@ class LlamaCppSequence:
             batch.pos[i] = base + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = outputs
+            batch.logits[i] = outputs and (not last_row_only or i == len(chunk) - 1)
 
     @staticmethod
     def _rows(pointer, n: int, width: int) -> np.ndarray:

@@ -109,7 +109,7 @@ class LocalDrafter:
         """Sample the token after the tail (or after the committed sequence) and append it."""
         feed = [self.tail[-1].token] if self.tail else self.seq.pending()
         with torch.inference_mode():
-            out = self.seq.feed(feed, hidden=self.send_hidden_states)
+            out = self.seq.feed(feed, hidden=self.send_hidden_states, last_only=True)
         row = out.logits[-1]
         q = probs_from_logits(row, self.params)
         token = int(row.argmax()) if self.params.greedy else sample(q, self.generator)

@@ -1,6 +1,7 @@
 """`auto`: the orchestrator's latency-aware policy. Each round it picks k* = argmax E[tokens](k) /
 T_round(k) from online estimates (cost_model.py), smoothed with an EMA so k does not oscillate;
-inside the round an entropy early stop (AdaEDL or SVIP) may end the draft sooner. When the model
+inside the round an entropy early stop (AdaEDL or SVIP) may end the draft sooner while the draft
+is weak (first-position acceptance below 90%). When the model
 says speculation loses to the target generating alone — for `hysteresis` rounds in a row, by more
 than `margin` — it switches the request to server-only mode: the target streams chunks of tokens
 (64, doubling) while the draft shadow-drafts each next token, which keeps the draft's cache current
@@ -35,6 +36,7 @@ class AutoParams:
     hysteresis: int = 2
     first_chunk: int = 64
     max_chunk: int = 1024
+    strong_draft: float = 0.9  # first-position acceptance above which no entropy early stop runs
 
 
 class Auto:
@@ -67,7 +69,7 @@ class Auto:
         if self.server:
             chunk, self.chunk = self.chunk, min(self.params.max_chunk, self.chunk * 2)
             return DraftPlan(k=0, server_tokens=chunk)
-        stop = self.early.plan().stop if self.early is not None else None
+        stop = self.early.plan().stop if self.early is not None and self._weak_draft() else None
         return DraftPlan(k=self.k, stop=stop, ahead=self._ahead())
 
     def observe(self, step: StepResult) -> None:
@@ -91,6 +93,13 @@ class Auto:
     def _choose(self) -> Choice:
         self.last = best_k(self.link.snapshot(self.config.k_max), self.curve.values(), self.config.k_max)
         return self.last
+
+    def _weak_draft(self) -> bool:
+        """Entropy predicts rejection only for a draft that often disagrees with the target: a
+        draft accepted at its first position at least `strong_draft` of the time (llama.cpp's Q8_0
+        copy of the target: 97%) agrees on high-entropy tokens too, and stopping there only
+        shortens blocks the target would have taken."""
+        return self.curve.values()[0] < self.params.strong_draft
 
     def _ahead(self) -> int:
         """Proactive drafting, on by itself once the link is measured and the wait for a verdict
