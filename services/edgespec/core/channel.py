@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from edgespec.core.draft_length.estimates import Ewma, LinearFit
+from edgespec.core.draft_length.estimates import NetworkMeter
 from edgespec.core.types import Channel, StepResult
 
 
@@ -20,23 +20,20 @@ class ChannelProbe(Protocol):
 
 
 class ChannelMeter:
-    """RTT = EWMA of (round trip - target compute - upload time); uplink bandwidth from a
-    least-squares line of network time against bytes up (unknown, 0, until bytes vary)."""
+    """The link as `NetworkMeter` measures it (the one definition of network time: round trip
+    minus the target's queue and compute, less upload time for the RTT; uplink bandwidth unknown,
+    0, until bytes vary)."""
 
     def __init__(self, weight: float = 0.3) -> None:
-        self.rtt = Ewma(weight)
-        self.net = LinearFit(prior_slope_ratio=0.0, min_spread=64.0)
+        self.network = NetworkMeter(weight)
 
     def state(self) -> Channel:
-        ms_per_byte = self.net.coefficients()[1]
-        return Channel(rtt_ms=self.rtt.value or 0.0, uplink_bps=8e3 / ms_per_byte if ms_per_byte > 0 else 0.0)
+        ms_per_byte = self.network.ms_per_byte
+        return Channel(rtt_ms=self.network.rtt.value or 0.0,
+                       uplink_bps=8e3 / ms_per_byte if ms_per_byte > 0 else 0.0)
 
     def observe(self, step: StepResult) -> None:
-        if step.server:
-            return
-        net_ms = max(0.0, step.round_trip_ms - step.verify_ms)
-        self.net.add(step.bytes_up, net_ms)
-        self.rtt.add(max(0.0, net_ms - step.bytes_up * self.net.coefficients()[1]))
+        self.network.observe(step)
 
 
 class FixedChannel:

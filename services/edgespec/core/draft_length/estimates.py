@@ -1,6 +1,8 @@
 """Online estimates the latency-aware policy plans with: EWMAs, a windowed least-squares line,
-the per-link costs (`LinkEstimates`: RTT, uplink ms/byte, draft ms/token, verify ms vs k) and the
-per-request per-position acceptance curve. Pure arithmetic over StepResults; no clocks, no I/O.
+the network time of a link (`NetworkMeter`: the one estimator of RTT and uplink ms/byte, shared
+with the channel meter of the channel-aware rules), the per-link costs (`LinkEstimates`: network,
+draft ms/token, verify ms vs k under the target's load) and the per-request per-position
+acceptance curve. Pure arithmetic over StepResults; no clocks, no I/O.
 """
 
 from __future__ import annotations
@@ -56,6 +58,27 @@ class LinearFit:
         return max(0.0, a + b * x)
 
 
+class NetworkMeter:
+    """Network time of rounds — `StepResult.network_ms`: round trip minus the target's queue and
+    compute, the same definition telemetry exports as `net.rtt_ms` — split into a base RTT (EWMA)
+    and uplink ms per byte (least squares against bytes up; 0 until bytes vary)."""
+
+    def __init__(self, weight: float) -> None:
+        self.rtt = Ewma(weight)
+        self.net = LinearFit(prior_slope_ratio=0.0, min_spread=64.0)  # net ms ~ a + bytes / bw
+
+    @property
+    def ms_per_byte(self) -> float:
+        return self.net.coefficients()[1]
+
+    def observe(self, step: StepResult) -> None:
+        """Learn from a speculative round (server-only steps carry no round trip of their own)."""
+        if step.server:
+            return
+        self.net.add(step.bytes_up, step.network_ms)
+        self.rtt.add(max(0.0, step.network_ms - step.bytes_up * self.ms_per_byte))
+
+
 @dataclass(frozen=True)
 class LinkSnapshot:
     """Point estimates for the cost model (milliseconds, bytes)."""
@@ -74,29 +97,31 @@ class LinkEstimates:
     from the long-run curve kept here."""
 
     def __init__(self, weight: float = 0.2) -> None:
-        self.rtt = Ewma(weight)        # round trip minus target compute minus serialisation
-        self.net = LinearFit(prior_slope_ratio=0.0, min_spread=64.0)  # net ms ~ a + bytes / bw
+        self.network = NetworkMeter(weight)
         self.draft_ms = Ewma(weight)
-        self.verify = LinearFit(prior_slope_ratio=0.1)
+        self.verify = LinearFit(prior_slope_ratio=0.1)   # the target's answer time vs k: queue + compute
         self.bytes_per_token = Ewma(weight)
         self.bytes_base = Ewma(weight)
         self.acceptance = AcceptanceCurve(MAX_DRAFT_TOKENS, weight=0.05)  # long-run prior per request
+
+    @property
+    def rtt(self) -> Ewma:
+        return self.network.rtt
 
     @property
     def ready(self) -> bool:
         return self.rtt.value is not None and self.draft_ms.value is not None and self.verify.ready
 
     def observe(self, step: StepResult) -> None:
+        # t_v under load: a batching target answers after its current step (queue) and the batched
+        # step it runs the block in (compute), so a busy server shows up as a dearer round
+        self.verify.add(0 if step.server else step.drafted, step.verify_ms + step.queue_ms)
+        self.network.observe(step)
         if step.server:  # the target verified nothing; `drafted` is the draft's shadow token
-            self.verify.add(0, step.verify_ms)
             if step.drafted:
                 self.draft_ms.add(step.draft_ms / step.drafted)
             return
-        self.verify.add(step.drafted, step.verify_ms)
         self.acceptance.observe(step.drafted, step.accepted)
-        net_ms = max(0.0, step.round_trip_ms - step.verify_ms)
-        self.net.add(step.bytes_up, net_ms)
-        self.rtt.add(max(0.0, net_ms - step.bytes_up * self.net.coefficients()[1]))
         if step.drafted:
             self.draft_ms.add(step.draft_ms / step.drafted)
             self.bytes_per_token.add(step.bytes_up / (step.drafted + 1))
@@ -104,7 +129,7 @@ class LinkEstimates:
 
     def snapshot(self, k_max: int) -> LinkSnapshot:
         return LinkSnapshot(
-            rtt_ms=self.rtt.value or 0.0, ms_per_byte=self.net.coefficients()[1],
+            rtt_ms=self.rtt.value or 0.0, ms_per_byte=self.network.ms_per_byte,
             draft_ms_per_token=self.draft_ms.value or 0.0,
             verify_ms=tuple(self.verify.predict(k) for k in range(k_max + 1)),
             bytes_up_per_token=self.bytes_per_token.value or 0.0,
