@@ -44,7 +44,8 @@ async def smollm2_client(smollm2):
 
 
 async def test_smollm2_exact_equals_target_greedy(smollm2, smollm2_client):
-    target, _ = smollm2
+    target, draft = smollm2
+    assert draft.runtime == "llamacpp", "the smollm2 preset drafts on llama.cpp"
     for prompt in PROMPTS:
         result = await smollm2_client.generate(prompt, max_new_tokens=NEW_TOKENS, k=3)
         assert list(result.prompt_token_ids) == encode_prompt(target.tokenizer, prompt)
@@ -61,3 +62,14 @@ async def test_smollm2_rejection_sampling(smollm2_client):
     assert 0 < len(result.token_ids) <= NEW_TOKENS
     assert result.stats.target_forward_passes == 1 + result.stats.rounds
     assert result.stats.accepted_tokens > 0
+
+
+async def test_llamacpp_hidden_states_reach_the_semantic_rule(smollm2, smollm2_client):
+    """The draft's fp16 hidden states (llama.cpp embeddings, d = 576) cross the wire and the target's
+    semantic rule reads them (a wrong size or dtype would be INVALID_ARGUMENT)."""
+    _, draft = smollm2
+    result = await smollm2_client.generate(PROMPTS[0], max_new_tokens=NEW_TOKENS, k=3, acceptance="semantic")
+    assert result.acceptance == "semantic" and not result.lossless
+    assert len(result.token_ids) > 0 and result.stats.accepted_tokens > 0
+    per_round = (result.stats.bytes_up - result.stats.rounds * 16) / max(result.stats.drafted_tokens, 1)
+    assert per_round > draft.hidden_size * 2, "each drafted token carries d fp16 values up the wire"
