@@ -1,6 +1,6 @@
 """What the orchestrator tells the target about the link each round (`Channel`: RTT and uplink
-bandwidth), measured from the rounds themselves (`ChannelMeter`) or pinned (`FixedChannel`, for
-emulation and tests). Pure arithmetic over StepResults; no clocks, no sockets.
+bandwidth), measured from the rounds themselves (`ChannelMeter`). Pure arithmetic over StepResults;
+no clocks, no sockets.
 """
 
 from __future__ import annotations
@@ -34,16 +34,3 @@ class ChannelMeter:
 
     def observe(self, step: StepResult) -> None:
         self.network.observe(step)
-
-
-class FixedChannel:
-    """A pinned link (emulated channels, tests); learns nothing."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
-
-    def state(self) -> Channel:
-        return self.channel
-
-    def observe(self, step: StepResult) -> None:
-        """Nothing to learn."""

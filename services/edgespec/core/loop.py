@@ -65,7 +65,7 @@ async def _speculative_round(drafter: Drafter, verifier: Verifier, plan: DraftPl
         verify_ms=verdict.verify_ms, round_trip_ms=(t2 - t1) * 1e3, round_ms=(time.perf_counter() - t0) * 1e3,
         bytes_up=verdict.bytes_up, bytes_down=verdict.bytes_down,
         target_forward_passes=verdict.target_forward_passes, predrafted=proposal.predrafted,
-        relaxed_accepted=verdict.relaxed, queue_ms=verdict.queue_ms)
+        relaxed_accepted=verdict.relaxed_accepted, queue_ms=verdict.queue_ms)
 
 
 async def _server_run(drafter: Drafter, verifier: Verifier, plan: DraftPlan,

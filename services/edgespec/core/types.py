@@ -218,7 +218,7 @@ class Verdict:
     target_forward_passes: int = 0          # session total after this round (1 + rounds)
     bytes_up: int = 0                       # wire bytes of the proposal (0 in-process)
     bytes_down: int = 0                     # wire bytes of the verdict (0 in-process)
-    relaxed: int = 0                        # accepted beyond what exact matching would accept
+    relaxed_accepted: int = 0               # accepted beyond what exact matching would accept
     queue_ms: float = 0.0                   # wait on the target before compute (its model was busy)
 
     def __post_init__(self) -> None:

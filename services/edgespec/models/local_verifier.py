@@ -86,7 +86,7 @@ class LocalVerifier:
         self.mismatch_first = uploads_on_request(self.needs, spec.acceptance_params)
         self.draft_hidden_size = spec.draft_hidden_size
         # hidden states expected inside every block (None: none, or only on request)
-        self.hidden_size = spec.draft_hidden_size if spec.send_hidden_states and not self.mismatch_first else None
+        self.block_hidden_size = spec.draft_hidden_size if spec.send_hidden_states and not self.mismatch_first else None
         self.pending_block = False
         self.executor = executor
         self.tokens: list[int] = list(spec.prompt_ids)
@@ -179,7 +179,7 @@ class LocalVerifier:
         return Verdict(round=proposal.round, accepted=outcome.accepted, token=outcome.token,
                        residual_p=outcome.residual_p,
                        verify_ms=pending.compute_ms + (time.perf_counter() - start) * 1e3,
-                       target_forward_passes=self.forward_passes, relaxed=outcome.relaxed,
+                       target_forward_passes=self.forward_passes, relaxed_accepted=outcome.relaxed,
                        queue_ms=pending.queue_ms)
 
     def _inputs(self, pending: PendingBlock) -> RuleInputs:
@@ -197,7 +197,7 @@ class LocalVerifier:
             raise SessionStateError(f"round: round {self.round} is still waiting for its hidden states")
         if proposal.round != self.round:
             raise SessionStateError(f"round: expected {self.round}, got {proposal.round}")
-        proposal.check(self.hidden_size)  # k, q_probs / entropies lengths, hidden states: as the codec checks
+        proposal.check(self.block_hidden_size)  # k, q_probs / entropies lengths, hidden states: as the codec checks
         named = [("token_ids", t) for t in proposal.tokens] + [("correction", proposal.correction)] * (
             proposal.correction is not None)
         for field, token in named:

@@ -159,9 +159,11 @@ def plan_from_pb(pb: draft_pb2.ProposeRequest) -> DraftPlan:
     return DraftPlan(k=pb.k, stop=stop, ahead=pb.ahead, trace_context=dict(pb.trace_context))
 
 
-def verdict_to_pb(v: Verdict, rounds: int, draining: bool = False) -> target_pb2.Verdict:
+def verdict_to_pb(v: Verdict, rounds: int = 0, draining: bool = False) -> target_pb2.Verdict:
+    """Encode a verdict; `rounds` and `draining` are the target's to report (its session's round
+    count, its shutdown), so a verdict forwarded to the draft leaves them unset."""
     pb = target_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
-                            relaxed_accepted=v.relaxed, queue_ms=v.queue_ms, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
+                            relaxed_accepted=v.relaxed_accepted, queue_ms=v.queue_ms, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
                                                                 rounds=rounds))
     if v.token is not None:
         pb.token = v.token
@@ -176,7 +178,7 @@ def verdict_from_pb(pb: target_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
     return Verdict(round=pb.round, accepted=pb.accepted,
                    token=pb.token if pb.HasField("token") else None, residual_p=residual,
                    verify_ms=pb.verify_ms, target_forward_passes=pb.counters.forward_passes,
-                   bytes_up=bytes_up, bytes_down=bytes_down, relaxed=min(pb.relaxed_accepted, pb.accepted),
+                   bytes_up=bytes_up, bytes_down=bytes_down, relaxed_accepted=min(pb.relaxed_accepted, pb.accepted),
                    queue_ms=pb.queue_ms)
 
 

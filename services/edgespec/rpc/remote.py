@@ -129,10 +129,10 @@ def _hidden_upload(proposal: Proposal, request: target_pb2.HiddenRequest) -> tar
 class RemoteDrafter:
     """A Drafter whose draft model runs behind a `edgespec.v1.Drafter` server."""
 
-    def __init__(self, session: _Session, opened: target_pb2.SessionOpened, hidden_size: int | None) -> None:
+    def __init__(self, session: _Session, opened: target_pb2.SessionOpened, block_hidden_size: int | None) -> None:
         self.session = session
         self.session_id = opened.session_id
-        self.hidden_size = hidden_size
+        self.block_hidden_size = block_hidden_size  # the draft's d when its blocks carry hidden states
 
     @classmethod
     async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec,
@@ -148,10 +148,10 @@ class RemoteDrafter:
     async def propose(self, plan: DraftPlan) -> Proposal:
         request = draft_pb2.DrafterRequest(propose=codec.plan_to_pb(plan))
         response, _, _ = await self.session.ask(request, self.session.limits.round_timeout_s)
-        return codec.proposal_from_pb(response.block, self.hidden_size)
+        return codec.proposal_from_pb(response.block, self.block_hidden_size)
 
     async def commit(self, verdict: Verdict) -> Committed:
-        request = draft_pb2.DrafterRequest(commit=codec.verdict_to_pb(verdict, rounds=0))
+        request = draft_pb2.DrafterRequest(commit=codec.verdict_to_pb(verdict))
         response, _, _ = await self.session.ask(request, self.session.limits.round_timeout_s)
         return Committed(tokens=tuple(response.committed.token_ids))
 

@@ -128,7 +128,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
-        proposal = codec.proposal_from_pb(request.block, verifier.hidden_size, self.target.vocab_size)
+        proposal = codec.proposal_from_pb(request.block, verifier.block_hidden_size, self.target.vocab_size)
         n = request.block.server_tokens
         attributes = {SpanAttr.ROUND: proposal.round, SpanAttr.SESSION: session_id, SpanAttr.K: proposal.k,
                       SpanAttr.RULE: rule, SpanAttr.TARGET_MODEL: self.target.name,

@@ -31,7 +31,7 @@ class _Totals:
     tokens: int = 0
     drafted: int = 0
     accepted: int = 0
-    relaxed: int = 0
+    relaxed_accepted: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
     draft_ms: float = 0.0
@@ -46,7 +46,7 @@ class _Totals:
         self.tokens += len(step.tokens)
         self.drafted += step.drafted
         self.accepted += step.accepted
-        self.relaxed += step.relaxed_accepted
+        self.relaxed_accepted += step.relaxed_accepted
         self.bytes_up += step.bytes_up
         self.bytes_down += step.bytes_down
         self.draft_ms += step.draft_ms
@@ -147,7 +147,7 @@ class SessionObserver:
             SpanAttr.BYTES_UP: t.bytes_up, SpanAttr.BYTES_DOWN: t.bytes_down, SpanAttr.NET_RTT_MS: t.network_ms,
             SpanAttr.DRAFT_MS: t.draft_ms, SpanAttr.VERIFY_MS: t.verify_ms, SpanAttr.QUEUE_MS: t.queue_ms,
             SpanAttr.ROUND_TRIP_MS: t.round_trip_ms, SpanAttr.SERVER: t.server,
-            SpanAttr.RELAXED_ACCEPTED: t.relaxed})
+            SpanAttr.RELAXED_ACCEPTED: t.relaxed_accepted})
         if self.feed is not None and t.tokens:
             event = RoundEvent(session=self.session_id, round=self.rounds, k=t.drafted, accepted=t.accepted,
                                tokens=t.tokens, rtt_ms=t.network_ms, draft_ms=t.draft_ms, verify_ms=t.verify_ms,
