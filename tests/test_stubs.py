@@ -34,3 +34,16 @@ def test_every_rpc_and_field_is_commented():
             declares = re.match(r"\s*(rpc |(repeated |optional )?[\w.]+ \w+ = \d+;|\w+ = \d+;)", line)
             if declares and "syntax" not in line:
                 assert lines[i - 1].strip().startswith("//"), f"{proto.name}:{i + 1} lacks a comment: {line.strip()}"
+
+
+def test_messages_both_services_speak_live_in_common_proto():
+    # the draft service imports no target message; the names on the wire are unchanged (edgespec.v1.*)
+    from edgespec.v1 import common_pb2, draft_pb2, target_pb2
+    assert [d.name for d in draft_pb2.DESCRIPTOR.dependencies] == ["edgespec/v1/common.proto"]
+    shared = {"SessionOpen", "SessionOpened", "DraftBlock", "Verdict", "InfoRequest", "ModelInfo"}
+    assert shared <= set(common_pb2.DESCRIPTOR.message_types_by_name)
+    assert not shared & set(target_pb2.DESCRIPTOR.message_types_by_name)
+    for module, service in ((draft_pb2, "Drafter"), (target_pb2, "Verifier")):
+        info = module.DESCRIPTOR.services_by_name[service].methods_by_name["Info"]
+        assert info.output_type.full_name == "edgespec.v1.ModelInfo"
+        assert info.output_type is common_pb2.ModelInfo.DESCRIPTOR

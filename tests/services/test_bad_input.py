@@ -28,11 +28,11 @@ GARBAGE = b"\xff\xff\xff"   # not a protobuf message: truncated varint of field 
 
 def _open_msg(**fields) -> target_pb2.VerifierRequest:
     spec = dict(prompt_token_ids=PROMPT, acceptance="exact", max_new_tokens=16)
-    return target_pb2.VerifierRequest(open=target_pb2.SessionOpen(**{**spec, **fields}))
+    return target_pb2.VerifierRequest(open=common_pb2.SessionOpen(**{**spec, **fields}))
 
 
 def _block(session_id: str, round_: int = 0, tokens=(5, 6), **fields) -> target_pb2.VerifierRequest:
-    return target_pb2.VerifierRequest(block=target_pb2.DraftBlock(
+    return target_pb2.VerifierRequest(block=common_pb2.DraftBlock(
         session_id=session_id, round=round_, token_ids=list(tokens), **fields))
 
 
@@ -368,7 +368,7 @@ def _propose(k: int) -> draft_pb2.DrafterRequest:
 
 
 def _commit(token: int = 5) -> draft_pb2.DrafterRequest:
-    return draft_pb2.DrafterRequest(commit=target_pb2.Verdict(round=0, accepted=0, token=token))
+    return draft_pb2.DrafterRequest(commit=common_pb2.Verdict(round=0, accepted=0, token=token))
 
 
 async def _draft_session(channel):
@@ -445,7 +445,7 @@ async def test_drafter_bad_residual(stack, case):
         await call.read()
         await call.write(_propose(2))
         assert len((await call.read()).block.token_ids) == 2
-        commit = draft_pb2.DrafterRequest(commit=target_pb2.Verdict(round=0, accepted=0, residual_p=residual))
+        commit = draft_pb2.DrafterRequest(commit=common_pb2.Verdict(round=0, accepted=0, residual_p=residual))
         await _fails(call, commit, grpc.StatusCode.INVALID_ARGUMENT, field)
         await _drafts_ok(channel)
     await _until(lambda: len(stack.draft_server.drafter.sessions) == 0)

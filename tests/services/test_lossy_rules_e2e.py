@@ -8,7 +8,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from edgespec.v1 import target_pb2, target_pb2_grpc
+from edgespec.v1 import common_pb2, target_pb2, target_pb2_grpc
 from edgespec_client import InvalidArgumentError
 
 PROMPTS = ["hello there", "the quick brown fox", "1 2 3 4"]
@@ -77,7 +77,7 @@ async def test_unknown_rule_param_is_refused_by_the_sdk(client):
 
 async def test_semantic_with_other_hidden_size_needs_a_projection(target_channel):
     call = target_pb2_grpc.VerifierStub(target_channel).Session(timeout=10)
-    await call.write(target_pb2.VerifierRequest(open=target_pb2.SessionOpen(
+    await call.write(target_pb2.VerifierRequest(open=common_pb2.SessionOpen(
         prompt_token_ids=[76, 73], acceptance="semantic", max_new_tokens=8,
         send_hidden_states=True, draft_hidden_size=32)))
     with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -25,7 +25,7 @@ from edgespec.rpc.server import RunningServer, ServerOptions
 from edgespec.target.config import TargetConfig
 from edgespec.target.serve import start_target
 from edgespec.target.servicer import VerifierServicer
-from edgespec.v1 import draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
+from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 from edgespec_client import AsyncClient, ResourceExhaustedError, UnavailableError
 
 FAST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5, keepalive_time_s=1.0, keepalive_timeout_s=1.0)
@@ -86,8 +86,8 @@ async def _until(predicate, timeout_s: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def _open_msg() -> target_pb2.SessionOpen:
-    return target_pb2.SessionOpen(prompt_token_ids=PROMPT, acceptance="exact", max_new_tokens=16)
+def _open_msg() -> common_pb2.SessionOpen:
+    return common_pb2.SessionOpen(prompt_token_ids=PROMPT, acceptance="exact", max_new_tokens=16)
 
 
 async def _open_target(channel):
@@ -103,7 +103,7 @@ async def _open_draft(channel):
 
 
 def _block(session_id: str, round_: int) -> target_pb2.VerifierRequest:
-    return target_pb2.VerifierRequest(block=target_pb2.DraftBlock(session_id=session_id, round=round_))
+    return target_pb2.VerifierRequest(block=common_pb2.DraftBlock(session_id=session_id, round=round_))
 
 
 async def _health(address: str, service: str = "") -> int:

@@ -21,7 +21,7 @@ from edgespec.rpc import codec
 from edgespec.rpc.sessions import SessionRegistry
 from edgespec.telemetry.observed_drafter import traced_propose
 from edgespec.telemetry.runtime import Telemetry
-from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2
+from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc
 
 
 class DrafterServicer(draft_pb2_grpc.DrafterServicer):
@@ -41,8 +41,8 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
             self.reaper.cancel()
         await self.sessions.close_all()
 
-    async def Info(self, request, context) -> target_pb2.ModelInfo:
-        return target_pb2.ModelInfo(
+    async def Info(self, request, context) -> common_pb2.ModelInfo:
+        return common_pb2.ModelInfo(
             model=self.draft.name, vocab_size=self.draft.vocab_size, hidden_size=self.draft.hidden_size,
             max_prompt_tokens=self.config.max_prompt_tokens, max_new_tokens=self.config.max_new_tokens,
             max_draft_tokens=MAX_DRAFT_TOKENS, acceptance_rules=sorted(RULES),
@@ -59,7 +59,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
         session_id = self.sessions.open(drafter)
         try:
             prefill_ms = await drafter.prefill()
-            yield draft_pb2.DrafterResponse(opened=target_pb2.SessionOpened(
+            yield draft_pb2.DrafterResponse(opened=common_pb2.SessionOpened(
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.draft.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=drafter.seq.forward_passes)))
             async for request in request_iterator:

@@ -16,7 +16,7 @@ from edgespec.models.local_drafter import LocalDrafter
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
 from edgespec.telemetry.observed_drafter import ObservedDrafter
 from edgespec.telemetry.runtime import Telemetry
-from edgespec.v1 import draft_pb2_grpc, target_pb2
+from edgespec.v1 import common_pb2, draft_pb2_grpc
 
 
 class DraftBackend(Protocol):
@@ -49,7 +49,7 @@ class RemoteDraftBackend:
 
     def __init__(self, channel: grpc.aio.Channel, limits: StreamLimits) -> None:
         self.channel, self.limits = channel, limits
-        self.info: target_pb2.ModelInfo | None = None
+        self.info: common_pb2.ModelInfo | None = None
 
     async def open(self, resolved: ResolvedSpec) -> Drafter:
         return await RemoteDrafter.open(self.channel, resolved, self.limits)
@@ -57,5 +57,5 @@ class RemoteDraftBackend:
     async def hidden_size(self) -> int:
         if self.info is None:  # asked once: the draft model does not change under us
             stub = draft_pb2_grpc.DrafterStub(self.channel)
-            self.info = await stub.Info(target_pb2.InfoRequest(), timeout=self.limits.open_timeout_s)
+            self.info = await stub.Info(common_pb2.InfoRequest(), timeout=self.limits.open_timeout_s)
         return self.info.hidden_size

@@ -99,9 +99,9 @@ def top_q_from_pb(pb: common_pb2.TopProbs, k: int, vocab_size: int) -> TopQ:
     return TopQ(ids, probs)
 
 
-def proposal_to_pb(p: Proposal, session_id: str, hidden: bool = True) -> target_pb2.DraftBlock:
+def proposal_to_pb(p: Proposal, session_id: str, hidden: bool = True) -> common_pb2.DraftBlock:
     """Encode a block; `hidden` False leaves the hidden states out (mismatch-first upload)."""
-    pb = target_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
+    pb = common_pb2.DraftBlock(session_id=session_id, round=p.round, token_ids=list(p.tokens),
                                q_probs=list(p.q_probs), entropies=list(p.entropies), draft_ms=p.draft_ms,
                                predrafted=p.predrafted, trace_context=p.trace_context)
     if hidden and p.hidden_states is not None:
@@ -116,7 +116,7 @@ def proposal_to_pb(p: Proposal, session_id: str, hidden: bool = True) -> target_
     return pb
 
 
-def proposal_from_pb(pb: target_pb2.DraftBlock, hidden_size: int | None, vocab_size: int = 0) -> Proposal:
+def proposal_from_pb(pb: common_pb2.DraftBlock, hidden_size: int | None, vocab_size: int = 0) -> Proposal:
     """Decode a block; `hidden_size` is the declared draft d (None: hidden states not expected
     inside blocks); `vocab_size` bounds the top_q ids (0: not checked here)."""
     k = len(pb.token_ids)
@@ -159,10 +159,10 @@ def plan_from_pb(pb: draft_pb2.ProposeRequest) -> DraftPlan:
     return DraftPlan(k=pb.k, stop=stop, ahead=pb.ahead, trace_context=dict(pb.trace_context))
 
 
-def verdict_to_pb(v: Verdict, rounds: int = 0, draining: bool = False) -> target_pb2.Verdict:
+def verdict_to_pb(v: Verdict, rounds: int = 0, draining: bool = False) -> common_pb2.Verdict:
     """Encode a verdict; `rounds` and `draining` are the target's to report (its session's round
     count, its shutdown), so a verdict forwarded to the draft leaves them unset."""
-    pb = target_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
+    pb = common_pb2.Verdict(round=v.round, accepted=v.accepted, verify_ms=v.verify_ms, draining=draining,
                             relaxed_accepted=v.relaxed_accepted, queue_ms=v.queue_ms, counters=common_pb2.SessionCounters(forward_passes=v.target_forward_passes,
                                                                 rounds=rounds))
     if v.token is not None:
@@ -172,7 +172,7 @@ def verdict_to_pb(v: Verdict, rounds: int = 0, draining: bool = False) -> target
     return pb
 
 
-def verdict_from_pb(pb: target_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
+def verdict_from_pb(pb: common_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
                     bytes_down: int = 0) -> Verdict:
     residual = distribution_from_pb(pb.residual_p, vocab_size) if pb.HasField("residual_p") else None
     return Verdict(round=pb.round, accepted=pb.accepted,
@@ -189,15 +189,15 @@ def stats_to_pb(stats: SpecDecodeStats) -> orchestrator_pb2.GenerationStats:
     return orchestrator_pb2.GenerationStats(**d, **timings)
 
 
-def spec_to_pb(spec: SessionSpec) -> target_pb2.SessionOpen:
-    return target_pb2.SessionOpen(
+def spec_to_pb(spec: SessionSpec) -> common_pb2.SessionOpen:
+    return common_pb2.SessionOpen(
         prompt_token_ids=list(spec.prompt_ids), sampling=sampling_to_pb(spec.params),
         acceptance=spec.acceptance, max_new_tokens=spec.max_new_tokens,
         send_hidden_states=spec.send_hidden_states, draft_hidden_size=spec.draft_hidden_size,
         acceptance_params=acceptance_params_to_pb(spec.acceptance_params))
 
 
-def spec_from_pb(pb: target_pb2.SessionOpen) -> SessionSpec:
+def spec_from_pb(pb: common_pb2.SessionOpen) -> SessionSpec:
     return SessionSpec(prompt_ids=tuple(pb.prompt_token_ids), params=sampling_from_pb(pb.sampling),
                        acceptance=pb.acceptance, max_new_tokens=pb.max_new_tokens,
                        send_hidden_states=pb.send_hidden_states, draft_hidden_size=pb.draft_hidden_size,

@@ -16,7 +16,7 @@ from edgespec.core.hidden_upload import requested_rows, uploads_on_request
 from edgespec.core.resolved_spec import ResolvedSpec
 from edgespec.core.types import Committed, DraftPlan, Proposal, Verdict
 from edgespec.rpc import codec
-from edgespec.v1 import draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
+from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 
 WINDOW = 2  # rounds in flight per session, at most
 
@@ -78,7 +78,7 @@ class RemoteVerifier:
     semantic session a block goes up without its hidden states; the rows the target asks for
     (`hidden_request`) follow in a second message, and bytes count both exchanges."""
 
-    def __init__(self, session: _Session, opened: target_pb2.SessionOpened, mismatch_first: bool = False) -> None:
+    def __init__(self, session: _Session, opened: common_pb2.SessionOpened, mismatch_first: bool = False) -> None:
         self.session = session
         self.session_id = opened.session_id
         self.vocab_size = opened.vocab_size
@@ -129,7 +129,7 @@ def _hidden_upload(proposal: Proposal, request: target_pb2.HiddenRequest) -> tar
 class RemoteDrafter:
     """A Drafter whose draft model runs behind a `edgespec.v1.Drafter` server."""
 
-    def __init__(self, session: _Session, opened: target_pb2.SessionOpened, block_hidden_size: int | None) -> None:
+    def __init__(self, session: _Session, opened: common_pb2.SessionOpened, block_hidden_size: int | None) -> None:
         self.session = session
         self.session_id = opened.session_id
         self.block_hidden_size = block_hidden_size  # the draft's d when its blocks carry hidden states

@@ -37,7 +37,7 @@ class _BlockSpan:
         self.span, self.left = span, verdicts
         self.totals = {SpanAttr.ACCEPTED: 0, SpanAttr.VERIFY_MS: 0.0, SpanAttr.QUEUE_MS: 0.0}
 
-    def observe(self, verdict: target_pb2.Verdict) -> None:
+    def observe(self, verdict: common_pb2.Verdict) -> None:
         self.totals[SpanAttr.ACCEPTED] += verdict.accepted
         self.totals[SpanAttr.VERIFY_MS] += verdict.verify_ms
         self.totals[SpanAttr.QUEUE_MS] += verdict.queue_ms
@@ -89,8 +89,8 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         await self.sessions.close_all()
         self.telemetry.close()
 
-    async def Info(self, request, context) -> target_pb2.ModelInfo:
-        return target_pb2.ModelInfo(
+    async def Info(self, request, context) -> common_pb2.ModelInfo:
+        return common_pb2.ModelInfo(
             model=self.target.name, vocab_size=self.target.vocab_size, hidden_size=self.target.hidden_size,
             max_prompt_tokens=self.config.max_prompt_tokens, max_new_tokens=self.config.max_new_tokens,
             max_draft_tokens=MAX_DRAFT_TOKENS, acceptance_rules=sorted(RULES),
@@ -110,7 +110,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         session_id = self.sessions.open(verifier)
         try:
             prefill_ms = await verifier.prefill()
-            yield target_pb2.VerifierResponse(opened=target_pb2.SessionOpened(
+            yield target_pb2.VerifierResponse(opened=common_pb2.SessionOpened(
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
             async for request in request_iterator:

@@ -1,4 +1,4 @@
-from edgespec.v1 import target_pb2 as _target_pb2
+from edgespec.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,20 +12,20 @@ class DrafterRequest(_message.Message):
     OPEN_FIELD_NUMBER: _ClassVar[int]
     PROPOSE_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
-    open: _target_pb2.SessionOpen
+    open: _common_pb2.SessionOpen
     propose: ProposeRequest
-    commit: _target_pb2.Verdict
-    def __init__(self, open: _Optional[_Union[_target_pb2.SessionOpen, _Mapping]] = ..., propose: _Optional[_Union[ProposeRequest, _Mapping]] = ..., commit: _Optional[_Union[_target_pb2.Verdict, _Mapping]] = ...) -> None: ...
+    commit: _common_pb2.Verdict
+    def __init__(self, open: _Optional[_Union[_common_pb2.SessionOpen, _Mapping]] = ..., propose: _Optional[_Union[ProposeRequest, _Mapping]] = ..., commit: _Optional[_Union[_common_pb2.Verdict, _Mapping]] = ...) -> None: ...
 
 class DrafterResponse(_message.Message):
     __slots__ = ("opened", "block", "committed")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_FIELD_NUMBER: _ClassVar[int]
-    opened: _target_pb2.SessionOpened
-    block: _target_pb2.DraftBlock
+    opened: _common_pb2.SessionOpened
+    block: _common_pb2.DraftBlock
     committed: Committed
-    def __init__(self, opened: _Optional[_Union[_target_pb2.SessionOpened, _Mapping]] = ..., block: _Optional[_Union[_target_pb2.DraftBlock, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ...) -> None: ...
+    def __init__(self, opened: _Optional[_Union[_common_pb2.SessionOpened, _Mapping]] = ..., block: _Optional[_Union[_common_pb2.DraftBlock, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
     __slots__ = ("k", "stop_entropy", "stop_keep_trigger", "ahead", "trace_context")

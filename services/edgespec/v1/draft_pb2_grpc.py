@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
+from edgespec.v1 import common_pb2 as edgespec_dot_v1_dot_common__pb2
 from edgespec.v1 import draft_pb2 as edgespec_dot_v1_dot_draft__pb2
-from edgespec.v1 import target_pb2 as edgespec_dot_v1_dot_target__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -43,8 +43,8 @@ class DrafterStub:
                 _registered_method=True)
         self.Info = channel.unary_unary(
                 '/edgespec.v1.Drafter/Info',
-                request_serializer=edgespec_dot_v1_dot_target__pb2.InfoRequest.SerializeToString,
-                response_deserializer=edgespec_dot_v1_dot_target__pb2.ModelInfo.FromString,
+                request_serializer=edgespec_dot_v1_dot_common__pb2.InfoRequest.SerializeToString,
+                response_deserializer=edgespec_dot_v1_dot_common__pb2.ModelInfo.FromString,
                 _registered_method=True)
 
 
@@ -78,8 +78,8 @@ def add_DrafterServicer_to_server(servicer, server):
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
-                    request_deserializer=edgespec_dot_v1_dot_target__pb2.InfoRequest.FromString,
-                    response_serializer=edgespec_dot_v1_dot_target__pb2.ModelInfo.SerializeToString,
+                    request_deserializer=edgespec_dot_v1_dot_common__pb2.InfoRequest.FromString,
+                    response_serializer=edgespec_dot_v1_dot_common__pb2.ModelInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,8 +135,8 @@ class Drafter:
             request,
             target,
             '/edgespec.v1.Drafter/Info',
-            edgespec_dot_v1_dot_target__pb2.InfoRequest.SerializeToString,
-            edgespec_dot_v1_dot_target__pb2.ModelInfo.FromString,
+            edgespec_dot_v1_dot_common__pb2.InfoRequest.SerializeToString,
+            edgespec_dot_v1_dot_common__pb2.ModelInfo.FromString,
             options,
             channel_credentials,
             insecure,

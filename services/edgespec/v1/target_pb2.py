@@ -25,15 +25,13 @@ _sym_db = _symbol_database.Default()
 from edgespec.v1 import common_pb2 as edgespec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gespec/v1/target.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/common.proto\"\x9a\x01\n\x0fVerifierRequest\x12(\n\x04open\x18\x01 \x01(\x0b\x32\x18.edgespec.v1.SessionOpenH\x00\x12(\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.edgespec.v1.DraftBlockH\x00\x12+\n\x06hidden\x18\x03 \x01(\x0b\x32\x19.edgespec.v1.HiddenUploadH\x00\x42\x06\n\x04kind\"\xa7\x01\n\x10VerifierResponse\x12,\n\x06opened\x18\x01 \x01(\x0b\x32\x1a.edgespec.v1.SessionOpenedH\x00\x12\'\n\x07verdict\x18\x02 \x01(\x0b\x32\x14.edgespec.v1.VerdictH\x00\x12\x34\n\x0ehidden_request\x18\x03 \x01(\x0b\x32\x1a.edgespec.v1.HiddenRequestH\x00\x42\x06\n\x04kind\"1\n\rHiddenRequest\x12\r\n\x05round\x18\x01 \x01(\r\x12\x11\n\tpositions\x18\x02 \x03(\r\"I\n\x0cHiddenUpload\x12\r\n\x05round\x18\x01 \x01(\r\x12*\n\rhidden_states\x18\x02 \x01(\x0b\x32\x13.edgespec.v1.Tensor\"\xf3\x01\n\x0bSessionOpen\x12\x18\n\x10prompt_token_ids\x18\x01 \x03(\x05\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.edgespec.v1.SamplingParams\x12\x12\n\nacceptance\x18\x03 \x01(\t\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x1a\n\x12send_hidden_states\x18\x05 \x01(\x08\x12\x19\n\x11\x64raft_hidden_size\x18\x06 \x01(\r\x12\x38\n\x11\x61\x63\x63\x65ptance_params\x18\x07 \x01(\x0b\x32\x1d.edgespec.v1.AcceptanceParams\"{\n\rSessionOpened\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nprefill_ms\x18\x02 \x01(\x02\x12.\n\x08\x63ounters\x18\x03 \x01(\x0b\x32\x1c.edgespec.v1.SessionCounters\x12\x12\n\nvocab_size\x18\x04 \x01(\r\"\xc8\x03\n\nDraftBlock\x12\x12\n\nsession_id\x18\x08 \x01(\t\x12\r\n\x05round\x18\x01 \x01(\r\x12\x11\n\ttoken_ids\x18\x02 \x03(\x05\x12\x0f\n\x07q_probs\x18\x03 \x03(\x02\x12\x11\n\tentropies\x18\x04 \x03(\x02\x12*\n\rhidden_states\x18\x05 \x01(\x0b\x32\x13.edgespec.v1.Tensor\x12\x17\n\ncorrection\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08\x64raft_ms\x18\x07 \x01(\x02\x12\x15\n\rserver_tokens\x18\t \x01(\r\x12\x12\n\npredrafted\x18\n \x01(\r\x12$\n\x05top_q\x18\x0b \x01(\x0b\x32\x15.edgespec.v1.TopProbs\x12\x13\n\x06rtt_ms\x18\x0c \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nuplink_bps\x18\r \x01(\x02\x12@\n\rtrace_context\x18\x0f \x03(\x0b\x32).edgespec.v1.DraftBlock.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_correctionB\t\n\x07_rtt_ms\"\xf8\x01\n\x07Verdict\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x12\n\x05token\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12-\n\nresidual_p\x18\x04 \x01(\x0b\x32\x19.edgespec.v1.Distribution\x12\x11\n\tverify_ms\x18\x05 \x01(\x02\x12.\n\x08\x63ounters\x18\x06 \x01(\x0b\x32\x1c.edgespec.v1.SessionCounters\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x18\n\x10relaxed_accepted\x18\x08 \x01(\r\x12\x10\n\x08queue_ms\x18\t \x01(\x02\x42\x08\n\x06_token\"\r\n\x0bInfoRequest\"\xd7\x01\n\tModelInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nvocab_size\x18\x02 \x01(\r\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x19\n\x11max_prompt_tokens\x18\x04 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x05 \x01(\r\x12\x18\n\x10max_draft_tokens\x18\x06 \x01(\r\x12\x18\n\x10\x61\x63\x63\x65ptance_rules\x18\x07 \x03(\t\x12\x15\n\rlive_sessions\x18\x08 \x01(\r\x12\x14\n\x0cmax_sessions\x18\t \x01(\r2\x90\x01\n\x08Verifier\x12J\n\x07Session\x12\x1c.edgespec.v1.VerifierRequest\x1a\x1d.edgespec.v1.VerifierResponse(\x01\x30\x01\x12\x38\n\x04Info\x12\x18.edgespec.v1.InfoRequest\x1a\x16.edgespec.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gespec/v1/target.proto\x12\x0b\x65\x64gespec.v1\x1a\x18\x65\x64gespec/v1/common.proto\"\x9a\x01\n\x0fVerifierRequest\x12(\n\x04open\x18\x01 \x01(\x0b\x32\x18.edgespec.v1.SessionOpenH\x00\x12(\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.edgespec.v1.DraftBlockH\x00\x12+\n\x06hidden\x18\x03 \x01(\x0b\x32\x19.edgespec.v1.HiddenUploadH\x00\x42\x06\n\x04kind\"\xa7\x01\n\x10VerifierResponse\x12,\n\x06opened\x18\x01 \x01(\x0b\x32\x1a.edgespec.v1.SessionOpenedH\x00\x12\'\n\x07verdict\x18\x02 \x01(\x0b\x32\x14.edgespec.v1.VerdictH\x00\x12\x34\n\x0ehidden_request\x18\x03 \x01(\x0b\x32\x1a.edgespec.v1.HiddenRequestH\x00\x42\x06\n\x04kind\"1\n\rHiddenRequest\x12\r\n\x05round\x18\x01 \x01(\r\x12\x11\n\tpositions\x18\x02 \x03(\r\"I\n\x0cHiddenUpload\x12\r\n\x05round\x18\x01 \x01(\r\x12*\n\rhidden_states\x18\x02 \x01(\x0b\x32\x13.edgespec.v1.Tensor2\x90\x01\n\x08Verifier\x12J\n\x07Session\x12\x1c.edgespec.v1.VerifierRequest\x1a\x1d.edgespec.v1.VerifierResponse(\x01\x30\x01\x12\x38\n\x04Info\x12\x18.edgespec.v1.InfoRequest\x1a\x16.edgespec.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgespec.v1.target_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DRAFTBLOCK_TRACECONTEXTENTRY']._loaded_options = None
-  _globals['_DRAFTBLOCK_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_VERIFIERREQUEST']._serialized_start=68
   _globals['_VERIFIERREQUEST']._serialized_end=222
   _globals['_VERIFIERRESPONSE']._serialized_start=225
@@ -42,20 +40,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HIDDENREQUEST']._serialized_end=443
   _globals['_HIDDENUPLOAD']._serialized_start=445
   _globals['_HIDDENUPLOAD']._serialized_end=518
-  _globals['_SESSIONOPEN']._serialized_start=521
-  _globals['_SESSIONOPEN']._serialized_end=764
-  _globals['_SESSIONOPENED']._serialized_start=766
-  _globals['_SESSIONOPENED']._serialized_end=889
-  _globals['_DRAFTBLOCK']._serialized_start=892
-  _globals['_DRAFTBLOCK']._serialized_end=1348
-  _globals['_DRAFTBLOCK_TRACECONTEXTENTRY']._serialized_start=1271
-  _globals['_DRAFTBLOCK_TRACECONTEXTENTRY']._serialized_end=1322
-  _globals['_VERDICT']._serialized_start=1351
-  _globals['_VERDICT']._serialized_end=1599
-  _globals['_INFOREQUEST']._serialized_start=1601
-  _globals['_INFOREQUEST']._serialized_end=1614
-  _globals['_MODELINFO']._serialized_start=1617
-  _globals['_MODELINFO']._serialized_end=1832
-  _globals['_VERIFIER']._serialized_start=1835
-  _globals['_VERIFIER']._serialized_end=1979
+  _globals['_VERIFIER']._serialized_start=521
+  _globals['_VERIFIER']._serialized_end=665
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from edgespec.v1 import common_pb2 as edgespec_dot_v1_dot_common__pb2
 from edgespec.v1 import target_pb2 as edgespec_dot_v1_dot_target__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -42,8 +43,8 @@ class VerifierStub:
                 _registered_method=True)
         self.Info = channel.unary_unary(
                 '/edgespec.v1.Verifier/Info',
-                request_serializer=edgespec_dot_v1_dot_target__pb2.InfoRequest.SerializeToString,
-                response_deserializer=edgespec_dot_v1_dot_target__pb2.ModelInfo.FromString,
+                request_serializer=edgespec_dot_v1_dot_common__pb2.InfoRequest.SerializeToString,
+                response_deserializer=edgespec_dot_v1_dot_common__pb2.ModelInfo.FromString,
                 _registered_method=True)
 
 
@@ -80,8 +81,8 @@ def add_VerifierServicer_to_server(servicer, server):
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
-                    request_deserializer=edgespec_dot_v1_dot_target__pb2.InfoRequest.FromString,
-                    response_serializer=edgespec_dot_v1_dot_target__pb2.ModelInfo.SerializeToString,
+                    request_deserializer=edgespec_dot_v1_dot_common__pb2.InfoRequest.FromString,
+                    response_serializer=edgespec_dot_v1_dot_common__pb2.ModelInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,8 +138,8 @@ class Verifier:
             request,
             target,
             '/edgespec.v1.Verifier/Info',
-            edgespec_dot_v1_dot_target__pb2.InfoRequest.SerializeToString,
-            edgespec_dot_v1_dot_target__pb2.ModelInfo.FromString,
+            edgespec_dot_v1_dot_common__pb2.InfoRequest.SerializeToString,
+            edgespec_dot_v1_dot_common__pb2.ModelInfo.FromString,
             options,
             channel_credentials,
             insecure,
