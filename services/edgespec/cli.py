@@ -85,6 +85,8 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefill-chunk", type=int, default=256, help="most prompt tokens of a session per forward")
     p.add_argument("--admission-wait", type=float, default=5.0,
                    help="seconds a new session waits for KV room before RESOURCE_EXHAUSTED")
+    p.add_argument("--gather-ms", type=float, default=50.0, help="under load, most ms a step waits for the "
+                   "sessions the last step served (capped at 10%% of a step)")
 
 
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
@@ -115,7 +117,7 @@ def target_config(a: argparse.Namespace) -> TargetConfig:
     from edgespec.target.config import TargetConfig
     engine = EngineConfig(kv_cache_tokens=a.kv_cache_tokens, max_batch_tokens=a.max_batch_tokens,
                           max_batch_sessions=a.max_batch_sessions, prefill_chunk=a.prefill_chunk,
-                          admission_wait_s=a.admission_wait)
+                          admission_wait_s=a.admission_wait, gather_ms=a.gather_ms)
     return TargetConfig(**_model_service(a), semantic_head=a.semantic_head, engine=engine)
 
 

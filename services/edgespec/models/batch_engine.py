@@ -4,7 +4,9 @@ live session has queued (iteration-level / continuous batching). Sessions reserv
 of their slot and get back logits (and post-norm hidden states) for the rows they ask for.
 
 Scheduling: alone, a feed runs at once; under load each step takes the queue in FIFO order up to
-`max_batch_tokens` tokens and `max_batch_sessions` sessions. Prompts are fed in chunks of at most
+`max_batch_tokens` tokens and `max_batch_sessions` sessions. Between two steps the engine waits at
+most `gather_ms` (and 10% of the last step) for the sessions the last step served to queue their
+next work, so that a loaded engine does not split its sessions into two alternating half-batches. Prompts are fed in chunks of at most
 `prefill_chunk` tokens and keep their queue place, so a long prompt delays other sessions by at
 most one step and nothing starves (the head of the queue always runs). Per-session state (rule,
 generator, rounds) is NOT here: the engine sees token ids and slots only. Forwards run on the
@@ -83,6 +85,7 @@ class BatchEngine:
         self.cpu_s = 0.0      # CPU time of the model thread in steps (one torch thread: the forwards' cost)
         self.sessions = 0
         self._driver: asyncio.Task | None = None
+        self._arrived: asyncio.Event | None = None
         self._room: asyncio.Condition | None = None
 
     # --- KV admission ---
@@ -142,6 +145,8 @@ class BatchEngine:
         work = _Work(slot, list(ids), rows, hidden, chunked=rows == 0,
                      future=asyncio.get_running_loop().create_future(), queued_at_step=self.step_count)
         self.queue.append(work)
+        if self._arrived is not None:
+            self._arrived.set()
         if self._driver is None or self._driver.done():
             self._driver = asyncio.get_running_loop().create_task(self._drive())
         return await work.future
@@ -179,6 +184,7 @@ class BatchEngine:
             self.steps.append(record)
             if self.on_step is not None:
                 self.on_step(record)
+            served: list[Slot] = []
             for (work, n), out in zip(batch, outs):
                 work.compute_ms += ms
                 work.steps += 1
@@ -186,6 +192,23 @@ class BatchEngine:
                     if work in self.queue:
                         self.queue.remove(work)
                     self._resolve(work, out)
+                    served.append(work.slot)
+            if self.queue:
+                await self._gather(served, min(self.config.gather_ms, 0.1 * ms) / 1e3)
+
+    async def _gather(self, served: list[Slot], hold_s: float) -> None:
+        """Wait up to `hold_s` until every live session served by the last step has queued again."""
+        deadline = time.perf_counter() + hold_s
+        self._arrived = self._arrived or asyncio.Event()
+        while any(slot.capacity and all(w.slot is not slot for w in self.queue) for slot in served):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
 
     @staticmethod
     def _resolve(work: _Work, out) -> None:

@@ -17,6 +17,8 @@ class EngineConfig:
     max_batch_sessions: int = 64       # sessions in one step (1: one session per forward, unbatched)
     prefill_chunk: int = 256           # most prompt tokens of one session in one step
     admission_wait_s: float = 5.0      # how long a new session waits for KV room before refusal
+    gather_ms: float = 50.0            # under load, how long a step may wait for the sessions the last
+                                       # step served to send their next work (capped at 10% of a step)
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < MAX_BLOCK_FEED:
@@ -24,5 +26,5 @@ class EngineConfig:
         for name in ("kv_cache_tokens", "max_batch_sessions", "prefill_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.admission_wait_s < 0:
-            raise ValueError(f"admission_wait_s must be >= 0, got {self.admission_wait_s}")
+        if self.admission_wait_s < 0 or self.gather_ms < 0:
+            raise ValueError("admission_wait_s and gather_ms must be >= 0")
