@@ -10,6 +10,7 @@ import math
 import pytest
 
 from edgespec.core.draft_length import AdaEdl, Auto, Heuristic, LinkEstimates, PolicyConfig, Svip, make_policy
+from edgespec.core.draft_length.estimates import AcceptanceCurve
 from edgespec.core.draft_length.cost_model import best_k, expected_tokens
 from edgespec.core.draft_length.estimates import LinkSnapshot
 from edgespec.core.types import EntropyStop, StepResult
@@ -188,3 +189,13 @@ def test_auto_runs_its_entropy_stop_only_while_the_draft_is_weak():
         weak.observe(_step(drafted=4, accepted=4 * (i % 2), draft_ms=4.0, verify_ms=64.0, rtt_ms=0.0))
     assert strong.curve.values()[0] > 0.9 and strong.plan().stop is None
     assert weak.curve.values()[0] < 0.9 and weak.plan().stop is not None
+
+
+def test_acceptance_curve_follows_a_strong_draft_within_a_few_rounds():
+    curve = AcceptanceCurve(8)  # prior 0.6
+    for _ in range(3):
+        curve.observe(4, 4)
+    assert curve.values()[0] >= 0.9, "three fully accepted rounds outweigh a 0.6 prior"
+    for _ in range(50):
+        curve.observe(4, 0)
+    assert curve.values()[0] < 0.05, "then it is an EWMA that forgets"

@@ -137,12 +137,15 @@ class LinkEstimates:
 
 
 class AcceptanceCurve:
-    """alpha_i = P(draft position i accepted | positions < i accepted), an EWMA per position.
-    Positions never tested borrow the nearest tested one (acceptance is not i.i.d.)."""
+    """alpha_i = P(draft position i accepted | positions < i accepted), an EWMA per position that
+    starts as a running mean in which the prior counts as one observation (a 97% draft is not
+    judged by a 0.6 prior for a dozen rounds). Positions never tested borrow the nearest tested
+    one (acceptance is not i.i.d.)."""
 
     def __init__(self, k_max: int, prior: float | tuple[float, ...] = 0.6, weight: float = 0.2) -> None:
         self.alpha: list[float] = list(prior[:k_max]) if isinstance(prior, tuple) else [prior] * k_max
         self.seen = [isinstance(prior, tuple)] * k_max
+        self.count = [0] * k_max
         self.weight = weight
 
     def observe(self, drafted: int, accepted: int) -> None:
@@ -158,7 +161,9 @@ class AcceptanceCurve:
             self._add(i, float(accepted))
 
     def _add(self, i: int, x: float) -> None:
-        self.alpha[i] = (1 - self.weight) * self.alpha[i] + self.weight * x
+        self.count[i] += 1
+        weight = max(self.weight, 1.0 / (self.count[i] + 1))
+        self.alpha[i] = (1 - weight) * self.alpha[i] + weight * x
         self.seen[i] = True
 
     def values(self) -> tuple[float, ...]:
