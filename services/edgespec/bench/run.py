@@ -47,6 +47,8 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--systems", nargs="+", default=None, help="--quality: rule configurations to run (default all)")
     p.add_argument("--telemetry", action="store_true",
                    help="measure telemetry overhead: tracing/metrics/feed off vs on (telemetry.json/.md)")
+    p.add_argument("--draft-runtimes", action="store_true",
+                   help="the draft on each runtime/format: decode ms, block ms, agreement with the target")
     p.add_argument("--telemetry-rounds", type=int, default=20000, help="--telemetry: synthetic rounds per observer")
 
 
@@ -149,6 +151,9 @@ def run_bench(a: argparse.Namespace) -> int:
     if a.telemetry:
         from edgespec.bench.telemetry_overhead import run_telemetry_bench
         return run_telemetry_bench(a)
+    if a.draft_runtimes:
+        from edgespec.bench.draft_runtimes import run_draft_runtimes
+        return run_draft_runtimes(a)
     import torch
 
     from edgespec.bench.prompts import load_prompts

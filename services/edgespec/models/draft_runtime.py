@@ -92,9 +92,9 @@ def draft_gguf(spec: str) -> Path:
     """The GGUF the llama.cpp runtime runs for `spec`: a preset's (re-quantized) or the file itself."""
     preset = presets.PRESETS.get(spec)
     if preset is not None:
-        if preset.draft_gguf is None:
+        if preset.gguf is None:
             raise ValueError(f"runtime: preset {spec!r} ships no GGUF; use --runtime torch")
-        return preset.draft_gguf()
+        return preset.gguf.draft_gguf()
     if not spec.endswith(".gguf"):
         raise ValueError(f"runtime: llamacpp runs a .gguf file or a GGUF preset, not {spec!r}")
     path = Path(spec).expanduser()

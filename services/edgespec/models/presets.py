@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from edgespec.models import gemma3, loading, smollm2, tiny
+from edgespec.models.gguf_preset import GgufPreset
 from edgespec.models.vocabtrim import apply_vocab_trim
 
 Role = Literal["draft", "target"]
@@ -39,7 +39,7 @@ class Preset:
     tokenizer: Callable[[], PreTrainedTokenizerBase]
     extra_eos_tokens: tuple[str, ...] = ()
     draft_runtime: str = "torch"                      # the draft's default runtime (`draft_runtime.py`)
-    draft_gguf: Callable[[], Path] | None = None      # the GGUF a llama.cpp draft runs
+    gguf: GgufPreset | None = None                    # where a llama.cpp draft's GGUF comes from
 
 
 def _build_tiny(role: Role, dtype: str, device: str) -> Built:
@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
         tokenizer=smollm2.SMOLLM2.load_tokenizer,
         extra_eos_tokens=smollm2.EXTRA_EOS_TOKENS,
         draft_runtime="llamacpp",
-        draft_gguf=smollm2.SMOLLM2.draft_gguf,
+        gguf=smollm2.SMOLLM2,
     ),
     "gemma3": Preset(
         description="Gemma-3-270M base (262k vocab): fp32 target; draft on llama.cpp (Q8_0) or torch (int8)",
@@ -72,7 +72,7 @@ PRESETS: dict[str, Preset] = {
         tokenizer=gemma3.GEMMA3.load_tokenizer,
         extra_eos_tokens=gemma3.EXTRA_EOS_TOKENS,
         draft_runtime="llamacpp",
-        draft_gguf=gemma3.GEMMA3.draft_gguf,
+        gguf=gemma3.GEMMA3,
     ),
 }
 
