@@ -138,3 +138,28 @@ def test_a_server_command_still_gets_its_flags():
         full = build_parser()._subparsers._group_actions[0].choices[name]
         only = build_parser(name)._subparsers._group_actions[0].choices[name]
         assert [a.dest for a in only._actions] == [a.dest for a in full._actions], name
+
+
+def test_generate_flags_map_to_sdk_options_and_leave_defaults_to_the_server():
+    from edgespec.cli import build_parser, generate_options
+    a = build_parser("generate").parse_args(["generate", "--prompt", "hi", "--k", "3", "--acceptance-param",
+                                             "window=3", "--acceptance-param", "entropy_threshold=0.5"])
+    assert generate_options(a) == {"k": 3, "proactive": False, "raw": False,
+                                   "acceptance_params": {"window": 3, "entropy_threshold": 0.5}}
+
+
+def test_acceptance_params_parse_as_their_wire_types():
+    from edgespec.cli import acceptance_params
+    assert acceptance_params(["dropout_criterion=naive", "dropout_paths=8", "dropout_p=0.25"]) == {
+        "dropout_criterion": "naive", "dropout_paths": 8, "dropout_p": 0.25}
+    with pytest.raises(ValueError, match="window: expected int"):
+        acceptance_params(["window=three"])
+    assert acceptance_params(["windw=3"]) == {"windw": "3"}   # unknown: the SDK names it
+
+
+def test_orchestrator_config_checks_max_sessions_and_shares_the_policy_defaults():
+    from edgespec.core.draft_length import PolicyConfig
+    from edgespec.orchestrator.config import OrchestratorConfig
+    with pytest.raises(ValueError, match="max_sessions"):
+        OrchestratorConfig(max_sessions=0)
+    assert (OrchestratorConfig().default_k, OrchestratorConfig().default_k_max) == (PolicyConfig().k, PolicyConfig().k_max)

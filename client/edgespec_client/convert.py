@@ -8,62 +8,45 @@ it does NOT do any I/O, retries or error mapping of RPC status codes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from edgespec.v1 import common_pb2, orchestrator_pb2
 
 from .errors import InvalidArgumentError, ProtocolError
 from .types import Chunk, GenerationResult, GenerationStats, Percentiles
 
 
-def build_request(
-    prompt: str = "",
-    *,
-    max_new_tokens: int = 0,
-    temperature: float = 0.0,
-    top_k: int = 0,
-    top_p: float | None = None,
-    seed: int = 0,
-    acceptance: str | None = None,
-    acceptance_params: Mapping[str, Any] | None = None,
-    draft_length: str | None = None,
-    k: int | None = None,
-    k_max: int | None = None,
-    proactive: bool = False,
-    early_stop: str | None = None,
-    raw: bool = False,
-    prompt_token_ids: Sequence[int] | None = None,
-) -> orchestrator_pb2.GenerateRequest:
-    """A GenerateRequest; `top_p` is set only when given, None strings become "", None k 0.
+_SAMPLING = common_pb2.SamplingParams.DESCRIPTOR.fields_by_name
+_REQUEST = {name: field for name, field in orchestrator_pb2.GenerateRequest.DESCRIPTOR.fields_by_name.items()
+            if name not in ("prompt", "sampling")}
+OPTIONS = {**_REQUEST, **_SAMPLING}  # option name -> its wire field: the keys of `GenerateOptions`
+_UNSIGNED = (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64)
 
-    Raises InvalidArgumentError when a value does not fit its wire type (e.g. negative k).
+
+def build_request(prompt: str = "", **options: Any) -> orchestrator_pb2.GenerateRequest:
+    """A GenerateRequest from `GenerateOptions`: each option is the wire field of that name (the
+    sampling ones inside `sampling`); None or an omitted option leaves the field unset, so the
+    server's default applies.
+
+    Raises TypeError for an unknown option and InvalidArgumentError when a value does not fit its
+    wire type (e.g. a negative k).
     """
-    unsigned = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed, "k": k or 0,
-                "k_max": k_max or 0}
-    for name, value in unsigned.items():
-        if isinstance(value, int) and value < 0:
-            raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       f"{name}: must be >= 0, got {value}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown generate option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
+    given = {name: value for name, value in options.items() if value is not None}
+    for name, value in given.items():
+        if OPTIONS[name].type in _UNSIGNED and isinstance(value, int) and value < 0:
+            raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: must be >= 0, got {value}")
+    if "acceptance_params" in given:
+        given["acceptance_params"] = acceptance_params_pb(given["acceptance_params"])
     try:
-        sampling = common_pb2.SamplingParams(temperature=temperature, top_k=top_k, seed=seed)
-        if top_p is not None:
-            sampling.top_p = top_p
-        return orchestrator_pb2.GenerateRequest(
-            prompt=prompt,
-            prompt_token_ids=list(prompt_token_ids or ()),
-            raw=raw,
-            max_new_tokens=max_new_tokens,
-            sampling=sampling,
-            acceptance=acceptance or "",
-            draft_length=draft_length or "",
-            k=k or 0,
-            k_max=k_max or 0,
-            proactive=proactive,
-            early_stop=early_stop or "",
-            acceptance_params=acceptance_params_pb(acceptance_params or {}),
-        )
+        sampling = common_pb2.SamplingParams(**{n: v for n, v in given.items() if n in _SAMPLING})
+        return orchestrator_pb2.GenerateRequest(prompt=prompt, sampling=sampling,
+                                                **{n: v for n, v in given.items() if n in _REQUEST})
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"bad request field: {e}") from e
 

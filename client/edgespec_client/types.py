@@ -89,25 +89,20 @@ class GenerationResult(_ToDict):
 
 
 class GenerateOptions(TypedDict, total=False):
-    """Keyword options of `generate()` / `stream()`; every key is optional.
+    """Keyword options of `generate()` / `stream()`; every key is optional and is the field of the
+    same name in orchestrator.proto's GenerateRequest (the sampling ones in SamplingParams), where
+    each is documented. An omitted or None option is left unset: the server's default applies.
 
-    max_new_tokens: most tokens to generate (0 or unset: the server default, 128).
-    temperature: softmax temperature, 0 (default) is greedy. top_k: 0 (default) disables.
-    top_p: nucleus mass in (0, 1]; None (default) leaves it unset (disabled).
-    seed: seed of the session's random generators (default 0).
-    acceptance: "exact" / "rejection" (lossless), "fly" / "dropmatch" / "semantic" (lossy);
-        None lets the server pick from the temperature.
-    acceptance_params: parameters of the lossy rules by their wire names (dropout_paths,
-        dropout_p, dropout_criterion, draft_top_k, entropy_threshold, window,
-        semantic_threshold, semantic_threshold_min, semantic_ref_ms, semantic_upload); unset
-        keys take the server defaults.
-    draft_length: draft-length policy: "fixed", "heuristic", "adaedl", "svip", "auto" or
-        "server"; None for the server default.
-    k: draft tokens per round for "fixed", the first round's for adaptive policies; None for
-        the server default (4). k_max: cap for adaptive policies; None for the server default.
+    max_new_tokens: most tokens to generate. temperature: 0 is greedy. top_k: 0 disables.
+    top_p: nucleus mass in (0, 1]. seed: seed of the session's random generators.
+    acceptance: "exact" / "rejection" (lossless), "fly" / "dropmatch" / "semantic" (lossy).
+    acceptance_params: the lossy rules' parameters, by their names in common.proto's
+        AcceptanceParams.
+    draft_length: draft-length policy: "fixed", "heuristic", "adaedl", "svip", "auto", "server".
+    k: draft tokens per round ("fixed"), the first round's (adaptive). k_max: adaptive cap.
     proactive: keep drafting while each verdict is in flight (never changes outputs).
-    early_stop: auto's in-round entropy stop, "adaedl" (default), "svip" or "none".
-    raw: tokenize `prompt` as is, without the chat template (default False).
+    early_stop: auto's in-round entropy stop, "adaedl", "svip" or "none".
+    raw: tokenize `prompt` as is, without the chat template.
     prompt_token_ids: prompt token ids used verbatim, instead of `prompt`.
     """
 

@@ -89,14 +89,22 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
                    "sessions the last step served (capped at 10%% of a step)")
 
 
+def _orchestrator_defaults():
+    """OrchestratorConfig's defaults, the one home of the orchestrator flags' (imported only by the
+    serving commands, which load the core anyway)."""
+    from edgespec.orchestrator.config import OrchestratorConfig
+    return OrchestratorConfig()
+
+
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default=f"127.0.0.1:{DEFAULT_TARGET_PORT}", help="target HOST:PORT")
-    p.add_argument("--k", type=int, default=4, help="default draft length for requests that set none")
-    p.add_argument("--k-max", type=int, default=16, help="default cap for adaptive draft-length policies")
-    p.add_argument("--draft-length", default="fixed", help="default draft-length policy for requests "
+    d = _orchestrator_defaults()
+    p.add_argument("--target", default=d.target, help="target HOST:PORT")
+    p.add_argument("--k", type=int, default=d.default_k, help="default draft length for requests that set none")
+    p.add_argument("--k-max", type=int, default=d.default_k_max, help="default cap for adaptive draft-length policies")
+    p.add_argument("--draft-length", default=d.default_policy, help="default draft-length policy for requests "
                    "that name none (fixed, heuristic, adaedl, svip, auto, server)")
-    p.add_argument("--round-timeout", type=float, default=60.0, help="seconds to wait for a verdict")
-    p.add_argument("--session-timeout", type=float, default=3600.0)
+    p.add_argument("--round-timeout", type=float, default=d.round_timeout_s, help="seconds to wait for a verdict")
+    p.add_argument("--session-timeout", type=float, default=d.session_timeout_s)
 
 
 def server_options(a: argparse.Namespace) -> ServerOptions:
@@ -155,46 +163,54 @@ def _run_orchestrator(a: argparse.Namespace) -> int:
 
 
 def _generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True) -> None:
+    """The SDK's generate options as flags of the same names; unset (None) ones are left to the server."""
     p.add_argument("--prompt", required=prompt_required, help="prompt text (chat template applied)")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="most tokens to generate")
+    p.add_argument("--temperature", type=float, default=None, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=None, help="0 disables")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus mass in (0, 1]")
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--acceptance", default=None,
                    help="exact | rejection (default by temperature); lossy: fly | dropmatch | semantic")
     p.add_argument("--acceptance-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a lossy rule's parameter, repeatable (e.g. window=3, dropout_criterion=naive)")
     p.add_argument("--draft-length", default=None,
                    help="draft-length policy: fixed, heuristic, adaedl, svip, auto, server")
-    p.add_argument("--k", type=int, default=None, help="draft tokens per round (first round if adaptive), 1..32")
-    p.add_argument("--k-max", type=int, default=None, help="cap for adaptive policies, 1..32")
+    p.add_argument("--k", type=int, default=None, help="draft tokens per round (first round if adaptive)")
+    p.add_argument("--k-max", type=int, default=None, help="cap for adaptive policies")
     p.add_argument("--proactive", action="store_true", help="draft ahead while each verdict is in flight")
     p.add_argument("--early-stop", default=None, help="auto's entropy stop: adaedl, svip, none")
     p.add_argument("--raw", action="store_true", help="skip the chat template")
 
 
 def generate_options(a: argparse.Namespace) -> dict:
-    return {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k,
-            "top_p": a.top_p, "seed": a.seed, "acceptance": a.acceptance,
-            "acceptance_params": acceptance_params(a.acceptance_param),
-            "draft_length": a.draft_length, "k": a.k, "k_max": a.k_max, "proactive": a.proactive,
-            "early_stop": a.early_stop, "raw": a.raw}
+    """The SDK's generate options from the flags of the same names (None: left to the server)."""
+    from edgespec_client.convert import OPTIONS
+    options = {name: getattr(a, name) for name in OPTIONS if getattr(a, name, None) is not None}
+    if a.acceptance_param:
+        options["acceptance_params"] = acceptance_params(a.acceptance_param)
+    return options
 
 
 def acceptance_params(pairs: list[str]) -> dict:
-    """NAME=VALUE strings -> a dict; numbers become int/float, anything else stays a string."""
+    """NAME=VALUE strings -> a dict, each VALUE parsed as the type of its field in common.proto's
+    AcceptanceParams (an unknown NAME is passed on as text: the SDK names it)."""
+    from google.protobuf.descriptor import FieldDescriptor
+    from edgespec.v1 import common_pb2
+    parse = {FieldDescriptor.CPPTYPE_FLOAT: float, FieldDescriptor.CPPTYPE_DOUBLE: float,
+             FieldDescriptor.CPPTYPE_INT32: int, FieldDescriptor.CPPTYPE_INT64: int,
+             FieldDescriptor.CPPTYPE_UINT32: int, FieldDescriptor.CPPTYPE_UINT64: int}
+    fields = common_pb2.AcceptanceParams.DESCRIPTOR.fields_by_name
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ValueError(f"--acceptance-param: expected NAME=VALUE, got {pair!r}")
-        for parse in (int, float, str):
-            try:
-                out[name] = parse(value)
-                break
-            except ValueError:
-                continue
+        kind = parse.get(fields[name].cpp_type, str) if name in fields else str
+        try:
+            out[name] = kind(value)
+        except ValueError:
+            raise ValueError(f"--acceptance-param {name}: expected {kind.__name__} text, got {value!r}") from None
     return out
 
 
@@ -220,8 +236,9 @@ def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
     _server_flags(orch, 50053)
     _orchestrator_flags(orch)
     orch.add_argument("--draft", required=True, help="draft service HOST:PORT")
-    orch.add_argument("--tokenizer", default="smollm2", help="model spec whose tokenizer to use")
-    orch.add_argument("--max-sessions", type=int, default=16)
+    d = _orchestrator_defaults()
+    orch.add_argument("--tokenizer", default=d.tokenizer, help="model spec whose tokenizer to use")
+    orch.add_argument("--max-sessions", type=int, default=d.max_sessions)
 
 
 def _draft_parser(p: argparse.ArgumentParser) -> None:

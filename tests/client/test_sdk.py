@@ -180,6 +180,14 @@ def test_request_fields_sent(fake) -> None:
     assert list(default.prompt_token_ids) == [5, 6, 7] and default.raw is False
 
 
+def test_every_generate_option_is_a_wire_field_and_every_wire_field_an_option() -> None:
+    from edgespec_client import GenerateOptions
+    from edgespec_client.convert import OPTIONS
+    request = set(orchestrator_pb2.GenerateRequest.DESCRIPTOR.fields_by_name) - {"prompt", "sampling"}
+    assert set(GenerateOptions.__annotations__) == set(OPTIONS) == request | set(
+        common_pb2.SamplingParams.DESCRIPTOR.fields_by_name)
+
+
 @pytest.mark.parametrize(
     ("code", "error_type"),
     [

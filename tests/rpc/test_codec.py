@@ -76,3 +76,18 @@ def test_trace_context_and_queue_time_cross_the_wire():
     v = codec.verdict_from_pb(codec.verdict_to_pb(Verdict(round=0, accepted=0, token=1, queue_ms=2.5), rounds=1), 10)
     assert v.queue_ms == 2.5
     assert codec.plan_from_pb(codec.plan_to_pb(DraftPlan(k=1))).trace_context == {}  # tracing off: nothing sent
+
+
+def test_acceptance_params_are_listed_once_per_form_and_round_trip():
+    import dataclasses
+
+    from edgespec.core.acceptance_params import AcceptanceParams
+    from edgespec.v1 import common_pb2
+    names = [f.name for f in dataclasses.fields(AcceptanceParams)]
+    assert names == [f.name for f in common_pb2.AcceptanceParams.DESCRIPTOR.fields]  # the record = the wire
+    changed = AcceptanceParams(dropout_paths=9, dropout_p=0.5, dropout_criterion="naive", draft_top_k=7,
+                               entropy_threshold=0.25, window=3, semantic_threshold=0.5,
+                               semantic_threshold_min=0.25, semantic_ref_ms=20.0, semantic_upload="mismatch-first")
+    assert all(getattr(changed, n) != getattr(AcceptanceParams(), n) for n in names)  # every field exercised
+    assert codec.acceptance_params_from_pb(codec.acceptance_params_to_pb(changed)) == changed
+    assert codec.acceptance_params_from_pb(common_pb2.AcceptanceParams()) == AcceptanceParams()

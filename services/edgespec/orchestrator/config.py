@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgespec.core.draft_length import POLICIES
+from edgespec.core.draft_length import POLICIES, PolicyConfig
+from edgespec.core.types import MAX_DRAFT_TOKENS
 from edgespec.rpc.server import ServerOptions
 from edgespec.telemetry.options import TelemetryOptions
 
@@ -17,8 +18,8 @@ class OrchestratorConfig:
     draft: str | None = None            # a Drafter server; None = the in-process draft model
     tokenizer: str = "smollm2"          # model spec whose tokenizer and chat template to use
     default_policy: str = "fixed"       # draft-length policy for requests that name none
-    default_k: int = 4
-    default_k_max: int = 16
+    default_k: int = PolicyConfig.k          # the policies' own defaults, for requests that set none
+    default_k_max: int = PolicyConfig.k_max
     default_max_new_tokens: int = 128
     max_new_tokens: int = 4096
     max_sessions: int = 16
@@ -28,11 +29,13 @@ class OrchestratorConfig:
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.default_k <= 32:
-            raise ValueError(f"default_k must be in 1..32, got {self.default_k}")
+        if not 1 <= self.default_k <= MAX_DRAFT_TOKENS:
+            raise ValueError(f"default_k must be in 1..{MAX_DRAFT_TOKENS}, got {self.default_k}")
         if self.default_policy not in POLICIES:
             raise ValueError(f"draft_length: unknown policy {self.default_policy!r}; known: {', '.join(POLICIES)}")
-        if not 1 <= self.default_k_max <= 32:
-            raise ValueError(f"default_k_max must be in 1..32, got {self.default_k_max}")
+        if not 1 <= self.default_k_max <= MAX_DRAFT_TOKENS:
+            raise ValueError(f"default_k_max must be in 1..{MAX_DRAFT_TOKENS}, got {self.default_k_max}")
+        if self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
         if self.round_timeout_s <= 0:
             raise ValueError(f"round_timeout_s must be > 0, got {self.round_timeout_s}")
