@@ -71,11 +71,11 @@ def _ratios(cells: list[dict]) -> list[str]:
 
 
 def plot(cells: list[dict], path: pathlib.Path) -> None:
-    """Aggregate tokens/s and round p99 against N, one line per mode."""
+    """Aggregate tokens/s, round p99 and target CPU per token against N, one line per mode."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right, cpu) = plt.subplots(1, 3, figsize=(15, 4.2))
     for mode, label in MODES.items():
         rows = sorted((c for c in cells if c["mode"] == mode), key=lambda c: c["sessions"])
         if not rows:
@@ -83,7 +83,9 @@ def plot(cells: list[dict], path: pathlib.Path) -> None:
         ns = [c["sessions"] for c in rows]
         left.plot(ns, [c["tokens_per_s"] for c in rows], marker="o", label=label)
         right.plot(ns, [c["round_p99_ms"] for c in rows], marker="o", label=label)
-    for ax, title in ((left, "aggregate committed tokens/s"), (right, "round latency p99 (ms)")):
+        cpu.plot(ns, [c["cpu_s_per_token"] * 1e3 for c in rows], marker="o", label=label)
+    for ax, title in ((left, "aggregate committed tokens/s"), (right, "round latency p99 (ms)"),
+                      (cpu, "target CPU ms per committed token")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent devices N")
         ax.set_title(title)
