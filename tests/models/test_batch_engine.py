@@ -7,6 +7,7 @@ the `rejection` distribution (1e5 draws, TV < 0.01) holds on logits from a share
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import torch
@@ -176,4 +177,27 @@ async def test_rejection_distribution_holds_on_logits_from_a_shared_step(target)
     assert tv < 0.01, f"TV(committed, p) = {tv:.4f}"
     for s in sessions:
         await s.close()
+    engine.close()
+
+
+@pytest.mark.parametrize("gather_ms", [0.0, 50.0])
+async def test_a_loaded_engine_keeps_its_sessions_in_one_step(target, monkeypatch, gather_ms):
+    """Sessions that need a moment to turn a result into their next work (rule, network) rejoin
+    the next step when the engine gathers; without gathering they split into half-batches."""
+    engine = BatchEngine(target.model, EngineConfig(kv_cache_tokens=1024, gather_ms=gather_ms))
+    step = engine._step
+    monkeypatch.setattr(engine, "_step", lambda batch: (time.sleep(0.05), step(batch))[1])  # a slow forward
+
+    async def session(slot, prompt):
+        await engine.feed(slot, prompt)
+        for r in range(4):
+            await asyncio.sleep(0.001 * (1 + slot.offset % 3))      # each turns its result around a bit
+            await engine.feed(slot, [20 + r], rows=1)
+    slots = [await engine.reserve(100) for _ in range(3)]
+    await asyncio.gather(*(session(s, p) for s, p in zip(slots, PROMPTS)))
+    sizes = [r.sessions for r in engine.steps]
+    if gather_ms:
+        assert sizes == [3] * 5, sizes
+    else:
+        assert max(sizes[1:]) < 3, sizes                             # the split the gathering prevents
     engine.close()

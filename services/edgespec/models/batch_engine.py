@@ -193,8 +193,7 @@ class BatchEngine:
                         self.queue.remove(work)
                     self._resolve(work, out)
                     served.append(work.slot)
-            if self.queue:
-                await self._gather(served, min(self.config.gather_ms, 0.1 * ms) / 1e3)
+            await self._gather(served, min(self.config.gather_ms, 0.1 * ms) / 1e3)
 
     async def _gather(self, served: list[Slot], hold_s: float) -> None:
         """Wait up to `hold_s` until every live session served by the last step has queued again."""
