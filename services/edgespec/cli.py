@@ -68,8 +68,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _draft_runtime_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runtime", choices=("llamacpp", "torch"), default=None,
-                   help="what runs the draft model (default: the preset's; llamacpp for smollm2 and gemma3)")
+    p.add_argument("--runtime", default=None, help="what runs the draft model: llamacpp or torch "
+                   "(default: the preset's; llamacpp for smollm2 and gemma3)")
     p.add_argument("--draft-threads", type=int, default=1, help="llama.cpp threads of the draft runtime")
 
 

@@ -28,8 +28,8 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--k", type=int, nargs="+", default=[3], help="draft length(s) to run")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: one core per model)")
-    p.add_argument("--runtime", choices=("llamacpp", "torch"), default=None,
-                   help="edgespec's draft runtime (default: the preset's)")
+    p.add_argument("--runtime", default=None, help="edgespec's draft runtime: llamacpp or torch "
+                   "(default: the preset's)")
     p.add_argument("--draft-model", default=None,
                    help="edgespec's draft model when it differs from --model (e.g. a .gguf file)")
     p.add_argument("--policies", nargs="+", default=["fixed"],

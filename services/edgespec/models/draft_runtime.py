@@ -29,7 +29,6 @@ class DraftCapabilities:
     """What a draft runtime can hand the rules besides tokens and q(x)."""
 
     hidden_states: bool = True   # post-norm final hidden states per drafted token
-    vocab_trim: bool = False     # a trimmed LM head (VocabTrim)
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def torch_draft(loaded: presets.LoadedModel) -> LoadedDraft:
     return LoadedDraft(
         name=loaded.name, runtime="torch", tokenizer=loaded.tokenizer, vocab_size=loaded.vocab_size,
         hidden_size=loaded.hidden_size, eos_token_ids=loaded.eos_token_ids,
-        capabilities=DraftCapabilities(vocab_trim=True),
+        capabilities=DraftCapabilities(),
         open_sequence=lambda prompt_ids, _max_tokens, _hidden: KVSequence(model, prompt_ids), model=model)
 
 
@@ -142,8 +141,9 @@ def llamacpp_available() -> bool:
 
 
 def load_draft(spec: str, options: DraftRuntimeOptions = DraftRuntimeOptions()) -> LoadedDraft:
-    """The draft model of `spec` on the chosen (or the preset's) runtime, ready for sessions."""
-    runtime = options.runtime or default_runtime(spec)
+    """The draft model of `spec` on the chosen runtime, else torch for a trimmed head (VocabTrim is
+    torch-only), else the preset's; ready for sessions."""
+    runtime = options.runtime or ("torch" if options.vocab_trim else default_runtime(spec))
     if runtime == "llamacpp" and options.runtime is None and not llamacpp_available():
         runtime = "torch"
     return DRAFT_RUNTIMES[runtime](spec, options)
