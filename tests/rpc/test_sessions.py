@@ -66,3 +66,22 @@ async def test_an_idle_session_is_reaped_and_a_used_one_is_kept():
     with pytest.raises(SessionNotFound):
         registry.get(idle_id)
     assert registry.get(busy_id) is busy
+
+
+async def test_a_busy_session_is_never_reaped_and_its_clock_restarts_after():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=8, idle_ttl_s=0.1)
+    working = Session()
+    session_id = registry.open(working)
+    reaper = asyncio.create_task(registry.reap_forever(every_s=0.02))
+    try:
+        with registry.busy(session_id) as session:
+            assert session is working
+            await asyncio.sleep(0.4)                            # four TTLs inside one long block
+        assert working.closed == 0 and registry.get(session_id) is working
+        await asyncio.sleep(0.3)                                # idle after the block: reaped
+    finally:
+        reaper.cancel()
+    assert working.closed == 1
+    with pytest.raises(SessionNotFound):
+        with registry.busy(session_id):
+            pass

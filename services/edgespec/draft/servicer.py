@@ -63,8 +63,9 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.draft.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=drafter.seq.forward_passes)))
             async for request in request_iterator:
-                self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
-                yield await self._answer(drafter, session_id, request)
+                with self.sessions.busy(session_id):  # NOT_FOUND once reaped; never reaped mid-answer
+                    response = await self._answer(drafter, session_id, request)
+                yield response
         finally:
             await self.sessions.close(session_id)
 

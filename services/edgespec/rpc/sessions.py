@@ -1,6 +1,7 @@
 """SessionRegistry: live sessions by unguessable id, with a cap (RESOURCE_EXHAUSTED beyond it)
-and an idle TTL after which a session is closed and forgotten (NOT_FOUND afterwards). Holds
-whatever per-session object a service keeps; knows nothing about models.
+and an idle TTL after which a session is closed and forgotten (NOT_FOUND afterwards). A session
+inside `busy()` (a round being computed, however long) is never idle. Holds whatever per-session
+object a service keeps; knows nothing about models or gRPC.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +34,7 @@ class SessionLimitError(RuntimeError):
 class _Entry(Generic[S]):
     session: S
     last_used: float = field(default_factory=time.monotonic)
+    busy: int = 0                    # rounds running now: a busy session is not idle
 
 
 class SessionRegistry(Generic[S]):
@@ -58,6 +62,19 @@ class SessionRegistry(Generic[S]):
         entry.last_used = time.monotonic()
         return entry.session
 
+    @contextmanager
+    def busy(self, session_id: str) -> Iterator[S]:
+        """The session (NOT_FOUND when gone), kept from the reaper while the block runs; its idle
+        clock restarts when the block ends."""
+        session = self.get(session_id)
+        entry = self._entries[session_id]
+        entry.busy += 1
+        try:
+            yield session
+        finally:
+            entry.busy -= 1
+            entry.last_used = time.monotonic()
+
     async def close(self, session_id: str) -> None:
         entry = self._entries.pop(session_id, None)
         if entry is not None:
@@ -68,12 +85,14 @@ class SessionRegistry(Generic[S]):
             await self.close(session_id)
 
     async def reap_forever(self, every_s: float = 1.0) -> None:
-        """Close sessions idle for longer than the TTL; run as a background task."""
+        """Close sessions idle for longer than the TTL (never one inside `busy`); run as a
+        background task."""
+        every_s = min(every_s, self.idle_ttl_s / 4)
         while True:
             await asyncio.sleep(every_s)
             now = time.monotonic()
             for session_id, entry in list(self._entries.items()):
-                if now - entry.last_used > self.idle_ttl_s:
+                if not entry.busy and now - entry.last_used > self.idle_ttl_s:
                     log.info("closing idle session %s", session_id[:8])
                     await self.close(session_id)
 

@@ -114,8 +114,10 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
             async for request in request_iterator:
-                async for response in self._round(session_id, verifier, request, spec.acceptance, request_iterator):
-                    yield response
+                with self.sessions.busy(session_id):  # NOT_FOUND once reaped; never reaped mid-block
+                    async for response in self._round(session_id, verifier, request, spec.acceptance,
+                                                      request_iterator):
+                        yield response
         finally:
             await self.sessions.close(session_id)
 
@@ -125,7 +127,6 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         """One verdict for a block, or `server_tokens` verdicts streamed as they are generated."""
         if not request.HasField("block"):
             raise SessionStateError("open: a session is opened once; later messages must be blocks")
-        self.sessions.get(session_id)  # NOT_FOUND once reaped for idling
         if request.block.session_id != session_id:
             raise SessionNotFound(f"session_id: {request.block.session_id[:8]!r} is not this stream's session")
         proposal = codec.proposal_from_pb(request.block, verifier.block_hidden_size, self.target.vocab_size)
