@@ -11,17 +11,19 @@ import asyncio
 import time
 
 import grpc
+import numpy as np
 import pytest
 
-from edgespec.v1 import common_pb2, target_pb2, target_pb2_grpc
+from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 
 T = 20.0                       # per-call timeout, seconds
 PROMPT = [76, 73, 80, 80]      # "hell" in the tiny tokenizer
+VOCAB = 320                    # tiny preset vocabulary
 
 
 def _open(max_new_tokens: int = 16, **fields) -> target_pb2.VerifierRequest:
-    return target_pb2.VerifierRequest(open=common_pb2.SessionOpen(
-        prompt_token_ids=PROMPT, acceptance="exact", max_new_tokens=max_new_tokens, **fields))
+    spec = dict(prompt_token_ids=PROMPT, acceptance="exact", max_new_tokens=max_new_tokens)
+    return target_pb2.VerifierRequest(open=common_pb2.SessionOpen(**{**spec, **fields}))
 
 
 async def _until(predicate, timeout_s: float = 5.0) -> None:
@@ -50,3 +52,66 @@ async def test_server_only_block_longer_than_the_idle_ttl_completes(stack_factor
         await call.done_writing()
         assert await call.read() == grpc.aio.EOF
     await _until(lambda: len(stack.target_servicer.sessions) == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (4) the Drafter validates commits; (6) it keeps the session's max_new_tokens
+
+def _draft_open(max_new_tokens: int = 16, **fields) -> draft_pb2.DrafterRequest:
+    return draft_pb2.DrafterRequest(open=_open(max_new_tokens, **fields).open)
+
+
+def _propose(k: int) -> draft_pb2.DrafterRequest:
+    return draft_pb2.DrafterRequest(propose=draft_pb2.ProposeRequest(k=k))
+
+
+def _dense_residual() -> common_pb2.Distribution:
+    probs = np.full(VOCAB, 1.0 / VOCAB, dtype="<f4")
+    return common_pb2.Distribution(vocab_size=VOCAB, probs=common_pb2.Tensor(
+        dtype=common_pb2.DTYPE_FLOAT32, shape=[VOCAB], data=probs.tobytes()))
+
+
+@pytest.mark.parametrize("case", ["token -1", "token 320", "token 2**31-1", "accepted == k with residual_p"])
+async def test_drafter_rejects_a_bad_commit_naming_the_field(stack, case):
+    sampling = common_pb2.SamplingParams(temperature=0.8, seed=3) if "residual" in case else None
+    acceptance = "rejection" if "residual" in case else "exact"
+    async with grpc.aio.insecure_channel(stack.draft_address) as channel:
+        call = draft_pb2_grpc.DrafterStub(channel).Session(timeout=T)
+        await call.write(_draft_open(acceptance=acceptance, sampling=sampling))
+        await call.read()
+        await call.write(_propose(2))
+        assert len((await call.read()).block.token_ids) == 2
+        if "residual" in case:
+            verdict, field = common_pb2.Verdict(round=0, accepted=2, residual_p=_dense_residual()), "residual_p"
+        else:
+            verdict, field = common_pb2.Verdict(round=0, accepted=0, token=eval(case.split()[1])), "token"
+        commit = draft_pb2.DrafterRequest(commit=verdict)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call.write(commit)
+            await call.read()
+            await call.write(_propose(2))       # before the fix, the bad id reached the embedding here
+            pytest.fail(f"expected INVALID_ARGUMENT, got {await call.read()}")
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        assert field in info.value.details() and "Error" not in info.value.details()
+    await _until(lambda: len(stack.draft_server.drafter.sessions) == 0)
+
+
+async def test_drafter_keeps_the_sessions_max_new_tokens(stack):
+    async with grpc.aio.insecure_channel(stack.draft_address) as channel:
+        call = draft_pb2_grpc.DrafterStub(channel).Session(timeout=T)
+        await call.write(_draft_open(max_new_tokens=5))
+        await call.read()
+        await call.write(_propose(3))
+        block = (await call.read()).block
+        await call.write(draft_pb2.DrafterRequest(commit=common_pb2.Verdict(
+            round=0, accepted=3, token=block.token_ids[0])))
+        assert len((await call.read()).committed.token_ids) == 4     # 1 token of the budget left
+        await call.write(_propose(3))
+        block = (await call.read()).block
+        with pytest.raises(grpc.aio.AioRpcError) as info:              # 3 more tokens: past 5
+            await call.write(draft_pb2.DrafterRequest(commit=common_pb2.Verdict(
+                round=1, accepted=2, token=block.token_ids[0])))
+            pytest.fail(f"expected FAILED_PRECONDITION, got {await call.read()}")
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "max_new_tokens" in info.value.details()
+    await _until(lambda: len(stack.draft_server.drafter.sessions) == 0)

@@ -13,7 +13,7 @@ import grpc
 
 from edgespec.core.acceptance import RULES
 from edgespec.core.resolved_spec import ResolvedSpec
-from edgespec.core.types import MAX_DRAFT_TOKENS, SessionStateError
+from edgespec.core.types import MAX_DRAFT_TOKENS, Proposal, SessionStateError, Verdict
 from edgespec.draft.config import DraftConfig
 from edgespec.models.draft_runtime import LoadedDraft
 from edgespec.models.local_drafter import LocalDrafter
@@ -62,22 +62,56 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
             yield draft_pb2.DrafterResponse(opened=common_pb2.SessionOpened(
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.draft.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=drafter.seq.forward_passes)))
+            budget = _Budget(spec.max_new_tokens)
             async for request in request_iterator:
                 with self.sessions.busy(session_id):  # NOT_FOUND once reaped; never reaped mid-answer
-                    response = await self._answer(drafter, session_id, request)
+                    response = await self._answer(drafter, session_id, request, budget)
                 yield response
         finally:
             await self.sessions.close(session_id)
 
-    async def _answer(self, drafter: LocalDrafter, session_id: str,
-                      request: draft_pb2.DrafterRequest) -> draft_pb2.DrafterResponse:
+    async def _answer(self, drafter: LocalDrafter, session_id: str, request: draft_pb2.DrafterRequest,
+                      budget: _Budget) -> draft_pb2.DrafterResponse:
         kind = request.WhichOneof("kind")
         if kind == "propose":
             plan = codec.plan_from_pb(request.propose)
+            budget.check_open()
             proposal = await traced_propose(drafter, plan, self.telemetry, self.draft.name)
             return draft_pb2.DrafterResponse(block=codec.proposal_to_pb(proposal, session_id))
         if kind == "commit":
             verdict = codec.verdict_from_pb(request.commit, self.draft.vocab_size)
+            _check_commit(verdict, drafter.last)
+            budget.check_commit(verdict.accepted + 1)
             committed = await drafter.commit(verdict)
+            budget.used += len(committed.tokens)
             return draft_pb2.DrafterResponse(committed=draft_pb2.Committed(token_ids=list(committed.tokens)))
         raise SessionStateError("open: a session is opened once; later messages are propose or commit")
+
+
+class _Budget:
+    """A session's max_new_tokens and the tokens its commits have used (the target keeps the same
+    budget; a Drafter session keeps it too, so its KV cache cannot grow past what was opened)."""
+
+    def __init__(self, max_new_tokens: int) -> None:
+        self.max_new_tokens, self.used = max_new_tokens, 0
+
+    def check_open(self) -> None:
+        if self.used >= self.max_new_tokens:
+            raise SessionStateError(f"max_new_tokens: the session's {self.max_new_tokens} tokens are committed")
+
+    def check_commit(self, n: int) -> None:
+        if self.used + n > self.max_new_tokens:
+            raise SessionStateError(f"max_new_tokens: committing {n} more tokens would pass the session's "
+                                    f"max_new_tokens {self.max_new_tokens} ({self.used} committed)")
+
+
+def _check_commit(verdict: Verdict, last: Proposal | None) -> None:
+    """A verdict the session's last proposal can take (ValueError names the field); order errors
+    are the drafter's to report (FAILED_PRECONDITION)."""
+    if last is None or verdict.round != last.round:
+        return
+    if not 0 <= verdict.accepted <= last.k:
+        raise ValueError(f"accepted: {verdict.accepted} is outside 0..{last.k}")
+    if verdict.residual_p is not None and verdict.accepted == last.k:
+        raise ValueError("residual_p: a verdict accepting the whole block (accepted == k) carries the bonus "
+                         "token, not residual_p")

@@ -175,6 +175,10 @@ def verdict_to_pb(v: Verdict, rounds: int = 0, draining: bool = False) -> common
 def verdict_from_pb(pb: common_pb2.Verdict, vocab_size: int, bytes_up: int = 0,
                     bytes_down: int = 0) -> Verdict:
     residual = distribution_from_pb(pb.residual_p, vocab_size) if pb.HasField("residual_p") else None
+    if pb.HasField("token") and not 0 <= pb.token < vocab_size:
+        raise ValueError(f"token: {pb.token} is outside the vocabulary [0, {vocab_size})")
+    if pb.HasField("token") == (residual is not None):
+        raise ValueError("token: a verdict carries exactly one of token and residual_p")
     return Verdict(round=pb.round, accepted=pb.accepted,
                    token=pb.token if pb.HasField("token") else None, residual_p=residual,
                    verify_ms=pb.verify_ms, target_forward_passes=pb.counters.forward_passes,
