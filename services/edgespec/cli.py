@@ -105,6 +105,8 @@ def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
                    "that name none (fixed, heuristic, adaedl, svip, auto, server)")
     p.add_argument("--round-timeout", type=float, default=d.round_timeout_s, help="seconds to wait for a verdict")
     p.add_argument("--session-timeout", type=float, default=d.session_timeout_s)
+    p.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars,
+                   help="longest text prompt, in characters, checked before tokenizing")
 
 
 def server_options(a: argparse.Namespace) -> ServerOptions:
@@ -134,13 +136,14 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
         default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
-        session_timeout_s=a.session_timeout, server=server_options(a), telemetry=telemetry_options(a))
+        session_timeout_s=a.session_timeout, max_prompt_chars=a.max_prompt_chars,
+        max_prompt_tokens=a.max_prompt_tokens, server=server_options(a), telemetry=telemetry_options(a))
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
     from edgespec.draft.config import DraftConfig
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
-                       orchestrator=orchestrator_config(a, tokenizer=a.model), link=link_spec_from_args(a),
+                       orchestrator=orchestrator_config(a, tokenizer=a.model),
                        vocab_trim=a.vocab_trim, runtime=a.runtime, draft_threads=a.draft_threads)
 
 
@@ -152,7 +155,7 @@ def _run_target(a: argparse.Namespace) -> int:
 
 def _run_draft(a: argparse.Namespace) -> int:
     from edgespec.draft.serve import serve
-    asyncio.run(serve(draft_config(a)))
+    asyncio.run(serve(draft_config(a), link_spec_from_args(a)))
     return 0
 
 
@@ -239,6 +242,7 @@ def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
     d = _orchestrator_defaults()
     orch.add_argument("--tokenizer", default=d.tokenizer, help="model spec whose tokenizer to use")
     orch.add_argument("--max-sessions", type=int, default=d.max_sessions)
+    orch.add_argument("--max-prompt-tokens", type=int, default=d.max_prompt_tokens)
 
 
 def _draft_parser(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
+from edgespec_client import AsyncClient, InvalidArgumentError
 
 T = 20.0                       # per-call timeout, seconds
 PROMPT = [76, 73, 80, 80]      # "hell" in the tiny tokenizer
@@ -115,3 +116,50 @@ async def test_drafter_keeps_the_sessions_max_new_tokens(stack):
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "max_new_tokens" in info.value.details()
     await _until(lambda: len(stack.draft_server.drafter.sessions) == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (1) limits are checked at the orchestrator, before any model work
+
+@pytest.fixture
+def model_work(monkeypatch):
+    """Counts draft prefills and prompt tokenizations (the work an over-long prompt must not cost)."""
+    from edgespec.models.local_drafter import LocalDrafter
+    from edgespec.orchestrator import request as request_module
+    counts = {"prefill": 0, "tokenize": 0}
+    prefill, encode = LocalDrafter.prefill, request_module.encode_prompt
+
+    async def counted_prefill(self):
+        counts["prefill"] += 1
+        return await prefill(self)
+
+    def counted_encode(*args, **kwargs):
+        counts["tokenize"] += 1
+        return encode(*args, **kwargs)
+    monkeypatch.setattr(LocalDrafter, "prefill", counted_prefill)
+    monkeypatch.setattr(request_module, "encode_prompt", counted_encode)
+    return counts
+
+
+@pytest.mark.parametrize("case", ["ids over the limit", "text over the character limit",
+                                  "text over the token limit", "ids outside the vocabulary"])
+async def test_over_limit_prompts_are_refused_before_any_model_work(stack_factory, model_work, case):
+    stack = await stack_factory(orchestrator_overrides={"max_prompt_tokens": 64, "max_prompt_chars": 1000})
+    prompt, ids, words = {
+        "ids over the limit": ("", [7] * 40_000, ("prompt_token_ids", "40000", "64")),
+        "text over the character limit": ("a" * 1001, None, ("prompt", "1001", "1000")),
+        "text over the token limit": ("ab " * 300, None, ("prompt", "64")),
+        "ids outside the vocabulary": ("", [7, VOCAB], ("prompt_token_ids", str(VOCAB))),
+    }[case]
+    async with AsyncClient(stack.draft_address, timeout=T) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            await client.generate(prompt, prompt_token_ids=ids, max_new_tokens=4) if ids else \
+                await client.generate(prompt, max_new_tokens=4)
+        for word in words:
+            assert word in info.value.details, info.value.details
+        assert "upstream" not in info.value.details      # the orchestrator refused, not the target
+        assert model_work["prefill"] == 0
+        assert model_work["tokenize"] == (1 if case == "text over the token limit" else 0)
+        assert len(stack.target_servicer.sessions) == 0
+        result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)   # still serving
+        assert len(result.token_ids) == 4 and model_work["prefill"] == 1

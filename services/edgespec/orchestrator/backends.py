@@ -27,6 +27,9 @@ class DraftBackend(Protocol):
     async def hidden_size(self) -> int:
         """The draft model's hidden size d (what its hidden states upload carries)."""
 
+    async def vocab_size(self) -> int:
+        """The draft model's vocabulary (prompt ids are checked against it before any prefill)."""
+
 
 class LocalDraftBackend:
     """Drafts with a model loaded in this process, on its own model thread (each proposal a
@@ -43,6 +46,9 @@ class LocalDraftBackend:
     async def hidden_size(self) -> int:
         return self.draft.hidden_size
 
+    async def vocab_size(self) -> int:
+        return self.draft.vocab_size
+
 
 class RemoteDraftBackend:
     """Drafts through a `edgespec.v1.Drafter` server."""
@@ -55,7 +61,13 @@ class RemoteDraftBackend:
         return await RemoteDrafter.open(self.channel, resolved, self.limits)
 
     async def hidden_size(self) -> int:
+        return (await self._info()).hidden_size
+
+    async def vocab_size(self) -> int:
+        return (await self._info()).vocab_size
+
+    async def _info(self) -> common_pb2.ModelInfo:
         if self.info is None:  # asked once: the draft model does not change under us
             stub = draft_pb2_grpc.DrafterStub(self.channel)
             self.info = await stub.Info(common_pb2.InfoRequest(), timeout=self.limits.open_timeout_s)
-        return self.info.hidden_size
+        return self.info

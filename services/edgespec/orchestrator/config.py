@@ -22,6 +22,8 @@ class OrchestratorConfig:
     default_k_max: int = PolicyConfig.k_max
     default_max_new_tokens: int = 128
     max_new_tokens: int = 4096
+    max_prompt_tokens: int = 4096       # checked here, before the draft or the target sees the prompt
+    max_prompt_chars: int = 65536       # a text prompt is bounded before it is tokenized
     max_sessions: int = 16
     round_timeout_s: float = 60.0
     session_timeout_s: float = 3600.0
@@ -35,6 +37,9 @@ class OrchestratorConfig:
             raise ValueError(f"draft_length: unknown policy {self.default_policy!r}; known: {', '.join(POLICIES)}")
         if not 1 <= self.default_k_max <= MAX_DRAFT_TOKENS:
             raise ValueError(f"default_k_max must be in 1..{MAX_DRAFT_TOKENS}, got {self.default_k_max}")
+        if self.max_prompt_tokens < 1 or self.max_prompt_chars < 1:
+            raise ValueError(f"max_prompt_tokens and max_prompt_chars must be >= 1, got {self.max_prompt_tokens} "
+                             f"and {self.max_prompt_chars}")
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
         if self.round_timeout_s <= 0:

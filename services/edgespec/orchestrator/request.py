@@ -39,11 +39,18 @@ class GenerationRequest:
         return replace(self, session=self.session.with_draft_hidden(hidden_size))
 
 
-def resolve_request(request: orchestrator_pb2.GenerateRequest, config: OrchestratorConfig,
-                    tokenizer) -> GenerationRequest:
-    """Validate `request` and apply the server's defaults (ValueError names the field)."""
+def resolve_request(request: orchestrator_pb2.GenerateRequest, config: OrchestratorConfig, tokenizer,
+                    vocab_size: int) -> GenerationRequest:
+    """Validate `request` and apply the server's defaults (ValueError names the field). The
+    prompt's limits are checked here, before any model work: its length in characters before it
+    is tokenized, then in tokens, and its ids against the vocabulary."""
     if bool(request.prompt) == bool(request.prompt_token_ids):
         raise ValueError("prompt: set exactly one of prompt and prompt_token_ids")
+    if len(request.prompt) > config.max_prompt_chars:
+        raise ValueError(f"prompt: {len(request.prompt)} characters exceed the limit of {config.max_prompt_chars}")
+    if len(request.prompt_token_ids) > config.max_prompt_tokens:
+        raise ValueError(f"prompt_token_ids: {len(request.prompt_token_ids)} tokens exceed the limit of "
+                         f"{config.max_prompt_tokens}")
     params = codec.sampling_from_pb(request.sampling)
     acceptance = request.acceptance or ("exact" if params.greedy else "rejection")
     acceptance_params = codec.acceptance_params_from_pb(request.acceptance_params)
@@ -56,4 +63,9 @@ def resolve_request(request: orchestrator_pb2.GenerateRequest, config: Orchestra
     ids = list(request.prompt_token_ids) or encode_prompt(tokenizer, request.prompt, request.raw)
     spec = SessionSpec(prompt_ids=tuple(ids), params=params, acceptance=acceptance, max_new_tokens=max_new,
                        acceptance_params=acceptance_params)
+    field = "prompt_token_ids" if request.prompt_token_ids else "prompt"
+    try:
+        spec.check(vocab_size, config.max_prompt_tokens, config.max_new_tokens)
+    except ValueError as exc:  # name the field the caller set (the template's tokens count too)
+        raise ValueError(str(exc).replace("prompt_token_ids", field, 1)) from None
     return GenerationRequest(ResolvedSpec.of(spec), request.draft_length or config.default_policy, policy_config)

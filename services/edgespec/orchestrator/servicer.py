@@ -47,7 +47,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
 
     async def Generate(self, request: orchestrator_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[orchestrator_pb2.GenerateResponse]:
-        resolved = await self._with_hidden(resolve_request(request, self.config, self.tokenizer))
+        resolved = resolve_request(request, self.config, self.tokenizer, await self.drafts.vocab_size())
+        resolved = await self._with_hidden(resolved)
         policy = make_policy(resolved.policy, resolved.policy_config, self.link)
         rule, spec = resolved.rule, resolved.spec
         channel = ChannelMeter() if resolved.session.needs.channel else None
