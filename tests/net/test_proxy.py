@@ -14,8 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgespec.cli import build_parser, draft_config
+from edgespec.net.cli import link_spec_from_args
 from edgespec.draft.config import DraftConfig
-from edgespec.draft.serve import start_draft
+from edgespec.draft.serve import emulated_link, start_draft
 from edgespec.models.draft_runtime import torch_draft
 from edgespec.models.presets import load_model
 from edgespec.net.link import LinkSpec
@@ -172,28 +173,36 @@ async def test_draft_dials_the_target_through_the_emulated_link():
     target_running, target_servicer = await start_target(TargetConfig(model="tiny", server=FAST),
                                                          load_model("tiny", "target"))
     orchestrator = OrchestratorConfig(target=target_running.address, tokenizer="tiny", server=FAST)
-    config = DraftConfig(model="tiny", orchestrator=orchestrator, server=FAST, link=LinkSpec(rtt_ms=30))
-    draft = await start_draft(config, torch_draft(load_model("tiny", "draft")))
+    config = DraftConfig(model="tiny", orchestrator=orchestrator, server=FAST)
     try:
-        async with AsyncClient(draft.running.address, timeout=10 * T) as client:
-            result = await client.generate("hello there", max_new_tokens=8, k=3)
+        async with emulated_link(config, LinkSpec(rtt_ms=30)) as (config, proxy):
+            draft = await start_draft(config, torch_draft(load_model("tiny", "draft")))
+            try:
+                async with AsyncClient(draft.running.address, timeout=10 * T) as client:
+                    result = await client.generate("hello there", max_new_tokens=8, k=3)
+            finally:
+                await draft.running.stop()
+                await draft.shutdown()
     finally:
-        await draft.running.stop()
-        await draft.shutdown()
         await target_running.stop()
         await target_servicer.shutdown()
-    assert draft.link_proxy.bytes_up > 0 and draft.link_proxy.bytes_down > 0
+    assert proxy.bytes_up > 0 and proxy.bytes_down > 0
+    assert config.orchestrator.target == proxy.address != orchestrator.target
     assert result.stats.round_trip_ms.p50 >= 30, result.stats.round_trip_ms
 
 
 def test_draft_emulate_flags_make_a_link_spec():
     a = build_parser().parse_args(["draft", "--model", "tiny", "--emulate-rtt", "40", "--emulate-jitter", "5",
                                    "--emulate-rate", "20"])
-    assert draft_config(a).link == LinkSpec(rtt_ms=40, jitter_ms=5, rate_mbit=20)
-    assert draft_config(build_parser().parse_args(["draft", "--model", "tiny"])).link is None
+    assert link_spec_from_args(a) == LinkSpec(rtt_ms=40, jitter_ms=5, rate_mbit=20)
+    assert link_spec_from_args(build_parser().parse_args(["draft", "--model", "tiny"])) is None
+
+
+async def test_link_emulation_needs_the_embedded_orchestrator():
     alone = build_parser().parse_args(["draft", "--no-orchestrator", "--emulate-rtt", "5"])
     with pytest.raises(ValueError, match="link"):
-        draft_config(alone)
+        async with emulated_link(draft_config(alone), link_spec_from_args(alone)):
+            pass
 
 
 @pytest.mark.parametrize("field", ["rtt_ms", "jitter_ms", "rate_mbit"])

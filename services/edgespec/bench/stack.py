@@ -13,7 +13,7 @@ async def loopback_stack(target, draft, link=None, telemetry: tuple | None = Non
     """Start both servers over the loaded `target`/`draft`; yield an AsyncClient; stop them all.
     `telemetry`: the (target, draft) Telemetry objects to use instead of the default ones."""
     from edgespec.draft.config import DraftConfig
-    from edgespec.draft.serve import start_draft
+    from edgespec.draft.serve import emulated_link, start_draft
     from edgespec.orchestrator.config import OrchestratorConfig
     from edgespec.target.config import TargetConfig
     from edgespec.target.serve import start_target
@@ -21,15 +21,16 @@ async def loopback_stack(target, draft, link=None, telemetry: tuple | None = Non
     target_telemetry, draft_telemetry = telemetry or (None, None)
     target_running, target_servicer = await start_target(TargetConfig(), target, target_telemetry)
     draft_server = None
+    config = DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address))
     try:
-        draft_server = await start_draft(
-            DraftConfig(orchestrator=OrchestratorConfig(target=target_running.address), link=link), draft,
-            draft_telemetry)
-        async with AsyncClient(draft_server.running.address, timeout=3600) as client:
-            yield client
+        async with emulated_link(config, link) as (config, _proxy):
+            draft_server = await start_draft(config, draft, draft_telemetry)
+            try:
+                async with AsyncClient(draft_server.running.address, timeout=3600) as client:
+                    yield client
+            finally:
+                await draft_server.running.stop()
+                await draft_server.shutdown()
     finally:
-        if draft_server is not None:
-            await draft_server.running.stop()
-            await draft_server.shutdown()
         await target_running.stop()
         await target_servicer.shutdown()

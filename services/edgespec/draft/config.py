@@ -5,30 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgespec.model_service import ModelServiceConfig
-from edgespec.net.link import LinkSpec
 from edgespec.orchestrator.config import OrchestratorConfig
 
 
 @dataclass(frozen=True)
 class DraftConfig(ModelServiceConfig):
     """The draft service's settings; `orchestrator` is served in-process unless `embed` is off.
-    `link`, when set, runs an in-process DelayProxy on the link to the target (emulation).
+    (Link emulation is not a setting of the service: `draft.serve.emulated_link` composes it in.)
     `vocab_trim`, when set, is a trim file whose tokens alone the draft head keeps (VocabTrim).
     `runtime` runs the draft model (`torch`, `llamacpp`; None: the preset's default) on
     `draft_threads` llama.cpp threads (a torch draft follows `threads`)."""
 
     embed_orchestrator: bool = True
     orchestrator: OrchestratorConfig = field(default_factory=OrchestratorConfig)
-    link: LinkSpec | None = None
     vocab_trim: str | None = None
     runtime: str | None = None
     draft_threads: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.link is not None and not self.embed_orchestrator:
-            raise ValueError("link: emulating the target link needs the embedded orchestrator "
-                             "(drop --no-orchestrator)")
         if self.telemetry.feed_publish and not self.embed_orchestrator:
             raise ValueError("feed_publish: the round feed comes from the orchestrator; drop --no-orchestrator "
                              "or give --feed-publish to `edgespec orchestrator`")

@@ -4,15 +4,16 @@ SDK-facing `edgespec.v1.Orchestrator` in the same process (the edge deployment: 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-
-import grpc
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.servicer import DrafterServicer
 from edgespec.models.draft_runtime import DraftRuntimeOptions, LoadedDraft, load_draft
 from edgespec.models.loading import set_threads
+from edgespec.net.link import LinkSpec
 from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
 from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
@@ -26,30 +27,34 @@ DRAFTER_SERVICE = draft_pb2.DESCRIPTOR.services_by_name["Drafter"].full_name
 
 @dataclass
 class DraftServer:
-    """A running draft server and what it must release on shutdown."""
+    """A running draft server and what it must release on shutdown: `resources` holds exactly
+    what `start_draft` created (never what its caller passed in)."""
 
     running: RunningServer
     drafter: DrafterServicer
-    target_channel: grpc.aio.Channel | None
-    link_proxy: DelayProxy | None = None    # the emulated link to the target (`config.link`)
+    resources: AsyncExitStack
 
     async def shutdown(self) -> None:
         await self.drafter.shutdown()
-        self.drafter.telemetry.close()
-        if self.target_channel is not None:
-            await self.target_channel.close()
-        if self.link_proxy is not None:
-            await self.link_proxy.stop()
-        self.drafter.executor.shutdown(wait=False)
+        await self.resources.aclose()
 
 
-async def start_link_proxy(config: DraftConfig) -> DelayProxy | None:
-    """A DelayProxy in front of the target when `config.link` asks for an emulated link."""
-    if config.link is None:
-        return None
-    proxy = DelayProxy(upstream=parse_address(config.orchestrator.target, "target"), link=config.link)
+@asynccontextmanager
+async def emulated_link(config: DraftConfig, link: LinkSpec | None
+                        ) -> AsyncIterator[tuple[DraftConfig, DelayProxy | None]]:
+    """Compose link emulation in: with `link`, a DelayProxy in front of the target and the config
+    whose orchestrator dials it; without, the config as it is. The proxy stops on exit."""
+    if link is None:
+        yield config, None
+        return
+    if not config.embed_orchestrator:
+        raise ValueError("link: emulating the target link needs the embedded orchestrator (drop --no-orchestrator)")
+    proxy = DelayProxy(upstream=parse_address(config.orchestrator.target, "target"), link=link)
     await proxy.start()
-    return proxy
+    try:
+        yield replace(config, orchestrator=replace(config.orchestrator, target=proxy.address)), proxy
+    finally:
+        await proxy.stop()
 
 
 def runtime_options(config: DraftConfig) -> DraftRuntimeOptions:
@@ -60,19 +65,23 @@ def runtime_options(config: DraftConfig) -> DraftRuntimeOptions:
 async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
                       telemetry: Telemetry | None = None) -> DraftServer:
     """Start a draft server (loading the model unless `draft` is given; telemetry from the config
-    unless `telemetry` is given)."""
-    draft = draft or load_draft(config.model, runtime_options(config))
+    unless `telemetry` is given). Whatever it creates, its DraftServer closes."""
+    resources = AsyncExitStack()
+    if draft is None:
+        draft = load_draft(config.model, runtime_options(config))
+        resources.callback(draft.close)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
-    telemetry = telemetry or Telemetry(config.telemetry)
+    resources.callback(executor.shutdown, wait=True)  # before the model it runs on is freed
+    if telemetry is None:
+        telemetry = Telemetry(config.telemetry)
+        resources.callback(telemetry.close)
     drafter = DrafterServicer(draft, config, executor, telemetry)
-    orchestrator, channel, link_proxy = None, None, await start_link_proxy(config)
+    orchestrator = None
     if config.embed_orchestrator:
-        orchestrator_config = config.orchestrator
-        if link_proxy is not None:  # the orchestrator dials the target through the emulated link
-            orchestrator_config = replace(orchestrator_config, target=link_proxy.address)
         orchestrator, channel = orchestrator_servicer(
-            orchestrator_config, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor, telemetry),
+            config.orchestrator, draft.tokenizer, draft.eos_token_ids, LocalDraftBackend(draft, executor, telemetry),
             telemetry)
+        resources.push_async_callback(channel.close)
 
     def register(server) -> list[str]:
         draft_pb2_grpc.add_DrafterServicer_to_server(drafter, server)
@@ -80,18 +89,24 @@ async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
             return [DRAFTER_SERVICE]
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(orchestrator, server)
         return [DRAFTER_SERVICE, ORCHESTRATOR_SERVICE]
-    running = await start_server(config.server, register, telemetry.metrics.count_error)
+    try:
+        running = await start_server(config.server, register, telemetry.metrics.count_error)
+    except BaseException:
+        await resources.aclose()
+        raise
     drafter.start()
-    return DraftServer(running, drafter, channel, link_proxy)
+    return DraftServer(running, drafter, resources)
 
 
-async def serve(config: DraftConfig) -> None:
+async def serve(config: DraftConfig, link: LinkSpec | None = None) -> None:
+    """`edgespec draft`: the server until signalled; `link` puts an emulated link before the target."""
     set_threads(config.threads)
     with process_telemetry("edgespec-draft", config.telemetry) as telemetry:
-        server = await start_draft(config, telemetry=telemetry)
-        log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
-                 config.orchestrator.target, f" via emulated link: {config.link.describe()}" if config.link else "")
-        try:
-            await server.running.wait_for_signal()
-        finally:
-            await server.shutdown()
+        async with emulated_link(config, link) as (config, _proxy):
+            server = await start_draft(config, telemetry=telemetry)
+            log.info("draft %s ready on %s (target %s%s)", server.drafter.draft.name, server.running.address,
+                     config.orchestrator.target, f" via emulated link: {link.describe()}" if link else "")
+            try:
+                await server.running.wait_for_signal()
+            finally:
+                await server.shutdown()
