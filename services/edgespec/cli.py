@@ -37,6 +37,8 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--keepalive-time", type=float, default=20.0, help="keepalive ping interval, s")
     p.add_argument("--keepalive-timeout", type=float, default=5.0, help="keepalive ack timeout, s")
     p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
+    p.add_argument("--first-message-timeout", type=float, default=10.0,
+                   help="seconds a call may take to send its first request message")
 
 
 def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
@@ -63,6 +65,11 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--max-sessions", type=int, default=16)
     p.add_argument("--idle-ttl", type=float, default=300.0, help="seconds before an idle session is freed")
+    p.add_argument("--open-ttl", type=float, default=60.0,
+                   help="seconds an opened session may wait for its first block before it is freed")
+    p.add_argument("--max-sessions-per-caller", type=int, default=None,
+                   help="live sessions one caller (token name, else peer IP; loopback is exempt) may hold "
+                   "(default: half of --max-sessions)")
     p.add_argument("--max-prompt-tokens", type=int, default=4096)
     p.add_argument("--max-new-tokens", type=int, default=4096)
 
@@ -113,12 +120,14 @@ def server_options(a: argparse.Namespace) -> ServerOptions:
     from edgespec.rpc.server import ServerOptions
     return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=not a.no_reflection,
                          grace_s=a.grace, keepalive_time_s=a.keepalive_time,
-                         keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file)
+                         keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file,
+                         first_message_timeout_s=a.first_message_timeout)
 
 
 def _model_service(a: argparse.Namespace) -> dict:
     return {"model": a.model, "dtype": a.dtype, "device": a.device, "threads": a.threads,
-            "max_sessions": a.max_sessions, "idle_ttl_s": a.idle_ttl, "max_prompt_tokens": a.max_prompt_tokens,
+            "max_sessions": a.max_sessions, "idle_ttl_s": a.idle_ttl, "open_ttl_s": a.open_ttl,
+            "max_sessions_per_caller": a.max_sessions_per_caller, "max_prompt_tokens": a.max_prompt_tokens,
             "max_new_tokens": a.max_new_tokens, "server": server_options(a), "telemetry": telemetry_options(a)}
 
 

@@ -85,3 +85,46 @@ async def test_a_busy_session_is_never_reaped_and_its_clock_restarts_after():
     with pytest.raises(SessionNotFound):
         with registry.busy(session_id):
             pass
+
+
+async def test_a_caller_may_hold_only_its_share_and_anonymous_callers_are_not_capped():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=6, idle_ttl_s=60, max_per_caller=2)
+    first = registry.open(Session(), "token:alice")
+    registry.open(Session(), "token:alice")
+    with pytest.raises(SessionLimitError, match="per caller"):
+        registry.open(Session(), "token:alice")
+    registry.open(Session(), "ip:10.0.0.7")                       # another caller still gets in
+    registry.open(Session(), "")
+    registry.open(Session(), "")
+    registry.open(Session(), "")                                  # anonymous: only the global cap
+    with pytest.raises(SessionLimitError, match="6 live sessions"):
+        registry.open(Session(), "ip:10.0.0.8")
+    await registry.close(first)
+    registry.open(Session(), "token:alice")
+
+
+async def test_the_ttl_is_short_until_the_first_message():
+    registry: SessionRegistry[Session] = SessionRegistry(max_sessions=4, idle_ttl_s=60, open_ttl_s=0.1)
+    waiting, working = Session(), Session()
+    waiting_id, working_id = registry.open(waiting), registry.open(working)
+    messages = asyncio.Queue()
+
+    async def stream():
+        while True:
+            yield await messages.get()
+    await messages.put("block")
+    reader = registry.requests(working_id, stream())
+    assert await anext(reader) == "block" and registry.ttl(working_id) == 60
+    assert registry.ttl(waiting_id) == 0.1
+    silent = registry.requests(waiting_id, stream())
+    with pytest.raises(SessionNotFound, match="0.1 s without a message"):
+        await anext(silent)                                       # ends the stream, closes the session
+    assert waiting.closed == 1 and working.closed == 0 and len(registry) == 1
+
+
+def test_peer_host_identifies_remote_peers_and_leaves_loopback_anonymous():
+    from edgespec.rpc.caller import peer_host
+    assert peer_host("ipv4:10.0.0.7:5123") == "ip:10.0.0.7"
+    assert peer_host("ipv6:[2001:db8::1]:443") == "ip:2001:db8::1"
+    assert peer_host("ipv4:127.0.0.1:5123") == peer_host("ipv6:[::1]:5123") == ""
+    assert peer_host("unix:/tmp/sock") == peer_host("") == peer_host("ipv4:garbage:1") == ""

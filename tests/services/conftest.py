@@ -48,12 +48,12 @@ async def stack_factory(tiny_target, tiny_draft):
 
     async def make(target_overrides: dict | None = None, orchestrator_overrides: dict | None = None,
                    draft_overrides: dict | None = None) -> Stack:
-        target_cfg = TargetConfig(model="tiny", server=FAST, **(target_overrides or {}))
+        target_cfg = TargetConfig(**{"model": "tiny", "server": FAST, **(target_overrides or {})})
         target_running, target_servicer = await start_target(target_cfg, tiny_target)
-        orch = OrchestratorConfig(target=target_running.address, tokenizer="tiny", server=FAST,
-                                  **(orchestrator_overrides or {}))
-        draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=FAST, **(draft_overrides or {})),
-                                  tiny_draft)
+        orch = OrchestratorConfig(**{"target": target_running.address, "tokenizer": "tiny", "server": FAST,
+                                     **(orchestrator_overrides or {})})
+        draft = await start_draft(DraftConfig(**{"model": "tiny", "orchestrator": orch, "server": FAST,
+                                                 **(draft_overrides or {})}), tiny_draft)
         started.append((target_running, target_servicer, draft))
         return Stack(target_running.address, draft.running.address, target_servicer, draft)
 

@@ -14,8 +14,9 @@ import grpc
 import numpy as np
 import pytest
 
+from edgespec.rpc.server import ServerOptions
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
-from edgespec_client import AsyncClient, InvalidArgumentError
+from edgespec_client import AsyncClient, InvalidArgumentError, ResourceExhaustedError
 
 T = 20.0                       # per-call timeout, seconds
 PROMPT = [76, 73, 80, 80]      # "hell" in the tiny tokenizer
@@ -163,3 +164,73 @@ async def test_over_limit_prompts_are_refused_before_any_model_work(stack_factor
         assert len(stack.target_servicer.sessions) == 0
         result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)   # still serving
         assert len(result.token_ids) == 4 and model_work["prefill"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# (3) idle opens cannot lock everyone out; every stream has a first-message deadline
+
+async def test_idle_opens_are_freed_after_the_short_open_ttl_and_their_streams_end(stack_factory):
+    stack = await stack_factory(target_overrides={"max_sessions": 4, "max_sessions_per_caller": 4,
+                                                  "open_ttl_s": 0.5})
+    async with grpc.aio.insecure_channel(stack.target_address) as channel:
+        held = []
+        for _ in range(4):                                     # every slot, then silence
+            call = target_pb2_grpc.VerifierStub(channel).Session(timeout=T)
+            await call.write(_open())
+            assert (await call.read()).opened.session_id
+            held.append(call)
+        async with AsyncClient(stack.draft_address, timeout=T, max_retries=0) as client:
+            with pytest.raises(ResourceExhaustedError):
+                await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)
+            for call in held:                                  # the idle TTL (300 s) did not apply
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call.read()
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND
+                assert "without a message" in info.value.details()
+            assert len(stack.target_servicer.sessions) == 0
+            result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)
+            assert len(result.token_ids) == 4
+
+
+async def test_one_caller_holds_at_most_its_share_of_the_sessions(stack_factory, monkeypatch):
+    from edgespec.rpc import caller
+    monkeypatch.setattr(caller, "peer_host", lambda peer: "ip:192.0.2.1")   # as if from another host
+    stack = await stack_factory(target_overrides={"max_sessions": 4})         # a caller's share: 2
+    async with grpc.aio.insecure_channel(stack.target_address) as channel:
+        calls = [target_pb2_grpc.VerifierStub(channel).Session(timeout=T) for _ in range(3)]
+        for call in calls[:2]:
+            await call.write(_open())
+            assert (await call.read()).opened.session_id
+        await calls[2].write(_open())
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await calls[2].read()
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "per caller" in info.value.details()
+        assert len(stack.target_servicer.sessions) == 2
+        for call in calls[:2]:
+            call.cancel()
+    await _until(lambda: len(stack.target_servicer.sessions) == 0)
+
+
+SLOW_FIRST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5, keepalive_time_s=1.0, keepalive_timeout_s=1.0,
+                           first_message_timeout_s=0.3)
+
+
+@pytest.mark.parametrize("rpc", ["Verifier.Session", "Drafter.Session", "Orchestrator.Generate"])
+async def test_a_call_that_never_sends_its_first_message_ends(stack_factory, rpc):
+    stack = await stack_factory(target_overrides={"server": SLOW_FIRST}, draft_overrides={"server": SLOW_FIRST})
+    service, method = rpc.split(".")
+    address = stack.target_address if service == "Verifier" else stack.draft_address
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.stream_stream(f"/edgespec.v1.{service}/{method}")(timeout=T)   # raw: sends nothing
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call.read()
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "no request message within 0.3 s" in info.value.details()
+        half_closed = channel.stream_stream(f"/edgespec.v1.{service}/{method}")(timeout=T)
+        await half_closed.done_writing()                       # ends without any message
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await half_closed.read()
+        assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+    async with AsyncClient(stack.draft_address, timeout=T) as client:
+        assert len((await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)).token_ids) == 4

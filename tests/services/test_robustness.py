@@ -189,9 +189,8 @@ async def test_idle_session_expires(stack_factory):
             assert (await call.read()).verdict.round == round_
             await asyncio.sleep(0.2)
         await _until(lambda: len(stack.target_servicer.sessions) == 0, 3.0)  # reaped once idle
-        await call.write(_block(session_id, 8))
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await call.read()
+            await call.read()  # and its stream ends (it is not held open after the session)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
         assert "session_id" in info.value.details()
         assert len(stack.target_servicer.sessions) == 0

@@ -18,6 +18,7 @@ from edgespec.draft.config import DraftConfig
 from edgespec.models.draft_runtime import LoadedDraft
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.rpc import codec
+from edgespec.rpc.caller import caller_of
 from edgespec.rpc.sessions import SessionRegistry
 from edgespec.telemetry.observed_drafter import traced_propose
 from edgespec.telemetry.runtime import Telemetry
@@ -29,7 +30,8 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
 
     def __init__(self, draft: LoadedDraft, config: DraftConfig, executor: Executor, telemetry: Telemetry) -> None:
         self.draft, self.config, self.executor, self.telemetry = draft, config, executor, telemetry
-        self.sessions: SessionRegistry[LocalDrafter] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
+        self.sessions: SessionRegistry[LocalDrafter] = SessionRegistry(
+            config.max_sessions, config.idle_ttl_s, config.open_ttl_s, config.per_caller_cap)
         self.reaper: asyncio.Task | None = None
         telemetry.metrics.live_sessions.labels(service="draft").set_function(lambda: len(self.sessions))
 
@@ -56,14 +58,15 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
         spec = codec.spec_from_pb(first.open)
         spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         drafter = LocalDrafter(self.draft, ResolvedSpec.of(spec), self.executor)
-        session_id = self.sessions.open(drafter)
+        session_id = self.sessions.open(drafter, caller_of(context))
         try:
-            prefill_ms = await drafter.prefill()
+            with self.sessions.busy(session_id):
+                prefill_ms = await drafter.prefill()
             yield draft_pb2.DrafterResponse(opened=common_pb2.SessionOpened(
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.draft.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=drafter.seq.forward_passes)))
             budget = _Budget(spec.max_new_tokens)
-            async for request in request_iterator:
+            async for request in self.sessions.requests(session_id, request_iterator):
                 with self.sessions.busy(session_id):  # NOT_FOUND once reaped; never reaped mid-answer
                     response = await self._answer(drafter, session_id, request, budget)
                 yield response

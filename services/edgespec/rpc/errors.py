@@ -1,10 +1,12 @@
 """Exception -> gRPC status mapping, and the server interceptor that applies it to every handler
-(unary and streaming) and answers undecodable request bytes with INVALID_ARGUMENT instead of
-gRPC's default UNKNOWN + parser message. No business logic here.
+(unary and streaming), answers undecodable request bytes with INVALID_ARGUMENT instead of
+gRPC's default UNKNOWN + parser message, and bounds the wait for a call's first request message.
+No business logic here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -73,16 +75,35 @@ def _guard(deserializer: Callable | None) -> Callable | None:
 
 
 async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext,
-                   malformed: Callable[[], None]) -> AsyncIterator:
-    async for request in requests:
+                   malformed: Callable[[], None], first_message_s: float) -> AsyncIterator:
+    """The requests, the first awaited for at most `first_message_s` (DEADLINE_EXCEEDED: a call
+    that never sends is not held open), each checked to have decoded."""
+    try:
+        request = await asyncio.wait_for(anext(requests), first_message_s)
+    except StopAsyncIteration:
+        return
+    except TimeoutError:
+        malformed(grpc.StatusCode.DEADLINE_EXCEEDED)
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                            f"no request message within {first_message_s:g} s of the call's start")
+    while True:
         if request is MALFORMED:
-            malformed()
+            malformed(grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
         yield request
+        request = await anext(requests, _END)
+        if request is _END:
+            return
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook) -> grpc.RpcMethodHandler:
-    """Wrap whichever behaviour the handler has with decode checks and status mapping."""
+_END = object()
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
+          first_message_s: float) -> grpc.RpcMethodHandler:
+    """Wrap whichever behaviour the handler has with decode checks, a first-message deadline and
+    status mapping. A unary-request handler is served as a streaming-request one (the same bytes
+    on the wire), so that its one message, too, is awaited with a deadline."""
     if handler.unary_unary or handler.unary_stream:
         name = "unary_unary" if handler.unary_unary else "unary_stream"
     else:
@@ -90,19 +111,21 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook) -> g
     inner = getattr(handler, name)
     streaming_request, streaming_response = name.startswith("stream"), name.endswith("stream")
 
-    def malformed() -> None:
-        on_error(method, grpc.StatusCode.INVALID_ARGUMENT.name)
+    def malformed(code: grpc.StatusCode) -> None:
+        on_error(method, code.name)
 
     async def fail(exc: Exception, context) -> None:
         on_error(method, status_of(exc).name)
         await abort_for(exc, context)
 
-    async def prepare(request, context):
+    async def prepare(requests, context):
+        checked = _checked(requests, context, malformed, first_message_s)
         if streaming_request:
-            return _checked(request, context, malformed)
-        if request is MALFORMED:
-            malformed()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
+            return checked
+        request = await anext(checked, None)
+        if request is None:
+            on_error(method, grpc.StatusCode.INVALID_ARGUMENT.name)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
         return request
 
     if streaming_response:
@@ -126,20 +149,25 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook) -> g
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
                 await fail(exc, context)
-    return handler._replace(request_deserializer=_guard(handler.request_deserializer), **{name: behaviour})
+    served_as = name if streaming_request else "stream" + name.removeprefix("unary")
+    return handler._replace(request_deserializer=_guard(handler.request_deserializer), request_streaming=True,
+                            **{name: None, served_as: behaviour})
 
 
-def _ignore(method: str, code: str) -> None:
+def ignore_errors(method: str, code: str) -> None:
     pass
 
 
 class StatusInterceptor(grpc.aio.ServerInterceptor):
-    """Maps exceptions to status codes and malformed bytes to INVALID_ARGUMENT for every RPC;
-    `on_error` hears of each error answered (the errors-by-code metric)."""
+    """Maps exceptions to status codes and malformed bytes to INVALID_ARGUMENT for every RPC, and
+    ends a call whose first request message does not come within `first_message_s`
+    (DEADLINE_EXCEEDED); `on_error` hears of each error answered (the errors-by-code metric)."""
 
-    def __init__(self, on_error: ErrorHook = _ignore) -> None:
-        self.on_error = on_error
+    def __init__(self, on_error: ErrorHook = ignore_errors, first_message_s: float = 10.0) -> None:
+        self.on_error, self.first_message_s = on_error, first_message_s
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        return None if handler is None else _wrap(handler, handler_call_details.method, self.on_error)
+        if handler is None:
+            return None
+        return _wrap(handler, handler_call_details.method, self.on_error, self.first_message_s)

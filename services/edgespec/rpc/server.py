@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgespec.rpc.errors import ErrorHook, StatusInterceptor
+from edgespec.rpc.errors import ErrorHook, StatusInterceptor, ignore_errors
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 << 20
@@ -33,6 +33,7 @@ class ServerOptions:
     keepalive_time_s: float = 20.0
     keepalive_timeout_s: float = 5.0
     ready_file: str | None = None
+    first_message_timeout_s: float = 10.0   # a call whose first request message is later ends
 
 
 def channel_options(opts: ServerOptions | None = None) -> list[tuple[str, int]]:
@@ -95,7 +96,7 @@ async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server]
                        on_error: ErrorHook | None = None) -> RunningServer:
     """Build, register (`register` adds servicers, returns their full names) and start a server;
     `on_error` hears of every error status it answers (metrics)."""
-    interceptor = StatusInterceptor(on_error) if on_error else StatusInterceptor()
+    interceptor = StatusInterceptor(on_error or ignore_errors, opts.first_message_timeout_s)
     server = grpc.aio.server(interceptors=[interceptor], options=_server_options(opts))
     services = list(register(server))
     health_servicer = health.aio.HealthServicer()

@@ -20,6 +20,7 @@ from edgespec.models.local_verifier import LocalVerifier
 from edgespec.models.presets import LoadedModel
 from edgespec.models.semantic_head import load_head
 from edgespec.rpc import codec
+from edgespec.rpc.caller import caller_of
 from edgespec.rpc.sessions import SessionNotFound, SessionRegistry
 from edgespec.target.config import TargetConfig
 from edgespec.telemetry.runtime import Telemetry
@@ -63,7 +64,8 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         self.target, self.config, self.engine = target, config, engine
         self.telemetry = telemetry or Telemetry()
         self.head = load_head(config.semantic_head) if config.semantic_head else None
-        self.sessions: SessionRegistry[LocalVerifier] = SessionRegistry(config.max_sessions, config.idle_ttl_s)
+        self.sessions: SessionRegistry[LocalVerifier] = SessionRegistry(
+            config.max_sessions, config.idle_ttl_s, config.open_ttl_s, config.per_caller_cap)
         self.draining = False
         self.reaper: asyncio.Task | None = None
         metrics = self.telemetry.metrics
@@ -107,13 +109,14 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         verifier = LocalVerifier(self.target.model, self.target.vocab_size, ResolvedSpec.of(spec), None,
                                  self.head, self.engine)
-        session_id = self.sessions.open(verifier)
+        session_id = self.sessions.open(verifier, caller_of(context))
         try:
-            prefill_ms = await verifier.prefill()
+            with self.sessions.busy(session_id):
+                prefill_ms = await verifier.prefill()
             yield target_pb2.VerifierResponse(opened=common_pb2.SessionOpened(
                 session_id=session_id, prefill_ms=prefill_ms, vocab_size=self.target.vocab_size,
                 counters=common_pb2.SessionCounters(forward_passes=verifier.forward_passes)))
-            async for request in request_iterator:
+            async for request in self.sessions.requests(session_id, request_iterator):
                 with self.sessions.busy(session_id):  # NOT_FOUND once reaped; never reaped mid-block
                     async for response in self._round(session_id, verifier, request, spec.acceptance,
                                                       request_iterator):
