@@ -24,7 +24,7 @@ from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions, start_server
 from edgespec.target.config import TargetConfig
-from edgespec.target.serve import start_target
+from edgespec.target.serve import start_target, stop_target
 from edgespec_client import AsyncClient
 
 FAST = ServerOptions(listen="127.0.0.1:0", grace_s=0.5, keepalive_time_s=1.0, keepalive_timeout_s=1.0)
@@ -184,8 +184,7 @@ async def test_draft_dials_the_target_through_the_emulated_link():
                 await draft.running.stop()
                 await draft.shutdown()
     finally:
-        await target_running.stop()
-        await target_servicer.shutdown()
+        await stop_target(target_running, target_servicer)
     assert proxy.bytes_up > 0 and proxy.bytes_down > 0
     assert config.orchestrator.target == proxy.address != orchestrator.target
     assert result.stats.round_trip_ms.p50 >= 30, result.stats.round_trip_ms

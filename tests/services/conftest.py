@@ -16,7 +16,7 @@ from edgespec.orchestrator import serve as orchestrator_serve
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
-from edgespec.target.serve import start_target
+from edgespec.target.serve import start_target, stop_target
 from edgespec.telemetry.runtime import Telemetry
 from edgespec_client import AsyncClient
 
@@ -61,8 +61,7 @@ async def stack_factory(tiny_target, tiny_draft):
     for target_running, target_servicer, draft in started:
         await draft.running.stop()
         await draft.shutdown()
-        await target_running.stop()
-        await target_servicer.shutdown()
+        await stop_target(target_running, target_servicer)
 
 
 @pytest.fixture

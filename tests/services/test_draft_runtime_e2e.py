@@ -18,7 +18,7 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc import codec
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
-from edgespec.target.serve import start_target
+from edgespec.target.serve import start_target, stop_target
 from edgespec.v1 import draft_pb2, draft_pb2_grpc
 from edgespec_client import AsyncClient, InvalidArgumentError
 
@@ -43,8 +43,7 @@ async def blind_stack(tiny_target, tiny_draft):
     yield target_servicer, draft
     await draft.running.stop()
     await draft.shutdown()
-    await target_running.stop()
-    await target_servicer.shutdown()
+    await stop_target(target_running, target_servicer)
 
 
 async def test_sdk_session_needing_hidden_states_is_refused_by_a_blind_runtime(blind_stack):

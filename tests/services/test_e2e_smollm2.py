@@ -15,7 +15,7 @@ from edgespec.models.prompting import encode_prompt
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.rpc.server import ServerOptions
 from edgespec.target.config import TargetConfig
-from edgespec.target.serve import start_target
+from edgespec.target.serve import start_target, stop_target
 from edgespec_client import AsyncClient
 
 pytestmark = pytest.mark.slow
@@ -39,8 +39,7 @@ async def smollm2_client(smollm2):
         yield client
     await draft_server.running.stop()
     await draft_server.shutdown()
-    await target_running.stop()
-    await target_servicer.shutdown()
+    await stop_target(target_running, target_servicer)
 
 
 async def test_smollm2_exact_equals_target_greedy(smollm2, smollm2_client):

@@ -119,7 +119,7 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
     service from the ProposeRequest's trace context, is a child of the orchestrator's round."""
     from edgespec.orchestrator.serve import start_orchestrator
     from edgespec.target.config import TargetConfig
-    from edgespec.target.serve import start_target
+    from edgespec.target.serve import start_target, stop_target
     from edgespec.telemetry.runtime import Telemetry
     memory_spans.clear()
     target_running, target_servicer = await start_target(TargetConfig(model="tiny", server=FAST),
@@ -140,8 +140,7 @@ async def test_remote_draft_service_spans_join_the_round(memory_spans):
         telemetry.close()
         await draft.running.stop()
         await draft.shutdown()
-        await target_running.stop()
-        await target_servicer.shutdown()
+        await stop_target(target_running, target_servicer)
     spans = memory_spans.get_finished_spans()
     rounds = {s.context.span_id for s in spans if s.name == "round"}
     drafts = [s for s in spans if s.name == "draft"]

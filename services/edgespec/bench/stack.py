@@ -16,7 +16,7 @@ async def loopback_stack(target, draft, link=None, telemetry: tuple | None = Non
     from edgespec.draft.serve import emulated_link, start_draft
     from edgespec.orchestrator.config import OrchestratorConfig
     from edgespec.target.config import TargetConfig
-    from edgespec.target.serve import start_target
+    from edgespec.target.serve import start_target, stop_target
     from edgespec_client import AsyncClient
     target_telemetry, draft_telemetry = telemetry or (None, None)
     target_running, target_servicer = await start_target(TargetConfig(), target, target_telemetry)
@@ -32,5 +32,4 @@ async def loopback_stack(target, draft, link=None, telemetry: tuple | None = Non
                 await draft_server.running.stop()
                 await draft_server.shutdown()
     finally:
-        await target_running.stop()
-        await target_servicer.shutdown()
+        await stop_target(target_running, target_servicer)
