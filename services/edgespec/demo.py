@@ -56,7 +56,7 @@ def run_demo(a: argparse.Namespace) -> int:
             print(f"starting target ({a.model}) ...", file=sys.stderr)
             target, target_addr = start_service("target", ["--model", a.model], pathlib.Path(tmp, "target"))
             procs.append(target)
-            print(f"starting draft ({a.model}, int8) + orchestrator ...", file=sys.stderr)
+            print(f"starting draft ({a.model}) + orchestrator ...", file=sys.stderr)
             draft, draft_addr = start_service(
                 "draft", ["--model", a.model, "--target", target_addr], pathlib.Path(tmp, "draft"))
             procs.append(draft)

@@ -32,6 +32,8 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
                    "(default: the preset's)")
     p.add_argument("--draft-model", default=None,
                    help="edgespec's draft model when it differs from --model (e.g. a .gguf file)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the target and draft servers in this process (default: two processes)")
     p.add_argument("--policies", nargs="+", default=["fixed"],
                    help="edgespec draft-length policies: fixed runs once per --k, others once each")
     p.add_argument("--vocab-trim", default=None, help="trim file for the draft head (`edgespec vocabtrim build`)")
@@ -101,10 +103,9 @@ async def _edgespec_runs(client, prompt, prompt_ids, systems: dict[str, dict], m
 async def _all_runs(target, hf_draft, draft, prompts, ids, a: argparse.Namespace) -> list[Run]:
     """Every system on each prompt in turn (interleaved, so machine noise hits all alike); the HF
     peers run on this thread while the loopback servers sit idle."""
-    from edgespec.bench.stack import loopback_stack
     runs: list[Run] = []
     systems = edgespec_systems(a.k, a.policies)
-    async with loopback_stack(target, draft) as client:
+    async with bench_stack(a, target, draft) as client:
         await client.generate(prompt_token_ids=ids[0], max_new_tokens=8)  # warm-up
         for prompt, prompt_ids in tqdm(list(zip(prompts, ids)), desc="bench", unit="prompt"):
             runs += _hf_runs(target, hf_draft, prompt, prompt_ids, a.k, a.max_new_tokens)
@@ -128,6 +129,15 @@ def bare_decode_ms(draft, prompt_ids: list[int], tokens: int = 32) -> float:
         return statistics.median(times)
     finally:
         seq.close()
+
+
+def bench_stack(a: argparse.Namespace, target, draft, link=None):
+    """The servers edgespec is measured through: two processes (`process_stack`), or this one
+    over the loaded models with `--in-process`."""
+    from edgespec.bench.stack import loopback_stack, process_stack
+    if a.in_process:
+        return loopback_stack(target, draft, link)
+    return process_stack(a.model, a.runtime, link, a.draft_model, a.vocab_trim)
 
 
 def bench_drafts(a: argparse.Namespace) -> tuple:

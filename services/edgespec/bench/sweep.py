@@ -1,7 +1,7 @@
 """`edgespec bench --policy-sweep`: every draft-length policy at every emulated round-trip time.
 
-For each RTT a real target server and a draft server (embedded orchestrator) start in this
-process, with an in-process DelayProxy on the draft->target link; each prompt then runs through
+For each RTT a real target server and a draft server (embedded orchestrator) start as two
+processes (`--in-process`: in this one), with a DelayProxy on the draft->target link; each prompt then runs through
 every policy in turn (interleaved, so machine noise hits all alike): fixed k, heuristic, AdaEDL,
 SVIP, auto, auto + proactive drafting, and the server-only baseline (the target generates alone
 and streams back: one round trip in total). Writes sweep.json, sweep.md and sweep.png.
@@ -52,11 +52,12 @@ class SweepRun:
     stats: dict
 
 
-async def _one_rtt(target, draft, rtt_ms, policies, prompts, ids, max_new, bar) -> list[SweepRun]:
-    from edgespec.bench.stack import loopback_stack
+async def _one_rtt(a, target, draft, rtt_ms, policies, prompts, ids, bar) -> list[SweepRun]:
+    from edgespec.bench.run import bench_stack
     from edgespec.net.link import LinkSpec
     runs: list[SweepRun] = []
-    async with loopback_stack(target, draft, LinkSpec(rtt_ms=rtt_ms) if rtt_ms else None) as client:
+    max_new = a.max_new_tokens
+    async with bench_stack(a, target, draft, LinkSpec(rtt_ms=rtt_ms) if rtt_ms else None) as client:
         await client.generate(prompt_token_ids=ids[0], max_new_tokens=16, draft_length="auto")  # warm-up
         for prompt, prompt_ids in zip(prompts, ids):
             for policy in policies:
@@ -92,11 +93,11 @@ def run_sweep(a: argparse.Namespace) -> int:
     runs: list[SweepRun] = []
     with tqdm(total=len(a.rtt) * len(prompts) * len(policies), desc="policy sweep", unit="run") as bar:
         for rtt in a.rtt:
-            runs += asyncio.run(_one_rtt(target, draft, rtt, policies, prompts, ids, a.max_new_tokens, bar))
+            runs += asyncio.run(_one_rtt(a, target, draft, rtt, policies, prompts, ids, bar))
     runs = _with_parity(runs)
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
             "max_new_tokens": a.max_new_tokens, "rtt_ms": a.rtt, "torch_threads": a.threads,
-            "link": "in-process asyncio DelayProxy on the draft->target link (loopback)",
+            "link": "asyncio DelayProxy on the draft->target link (loopback)", "processes": not a.in_process,
             "date": time.strftime("%Y-%m-%d %H:%M")}
     summary = summarize(runs, [p.label for p in policies])
     markdown = to_markdown(meta, summary)
