@@ -29,6 +29,7 @@ MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.ping_timeout_ms", 5_000),  # a sent ping's ack deadline (grpc's default: 60 s)
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
 )

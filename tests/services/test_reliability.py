@@ -8,6 +8,9 @@ orchestrator before any model work, and dead-peer detection by keepalive.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import signal
+import sys
 import time
 
 import grpc
@@ -16,7 +19,7 @@ import pytest
 
 from edgespec.rpc.server import ServerOptions
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
-from edgespec_client import AsyncClient, InvalidArgumentError, ResourceExhaustedError
+from edgespec_client import AsyncClient, InvalidArgumentError, ResourceExhaustedError, UnavailableError
 
 T = 20.0                       # per-call timeout, seconds
 PROMPT = [76, 73, 80, 80]      # "hell" in the tiny tokenizer
@@ -234,3 +237,92 @@ async def test_a_call_that_never_sends_its_first_message_ends(stack_factory, rpc
         assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
     async with AsyncClient(stack.draft_address, timeout=T) as client:
         assert len((await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)).token_ids) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# (5) keepalive detects a dead peer (test keepalive: 1 s pings, 1 s ack timeout; round timeout 60 s)
+
+KEEPALIVE_BOUND_S = 8.0        # 1 s ping + 1 s ack, with room for a loaded 2-core machine
+
+
+@pytest.fixture
+async def endless_linked(tiny_target, tiny_draft):
+    """A target and a draft whose orchestrator (no stop tokens) reaches it through a DelayProxy
+    (the emulated link, which can be blackholed)."""
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.serve import start_draft
+    from edgespec.net.proxy import DelayProxy, parse_address
+    from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.target.config import TargetConfig
+    from edgespec.target.serve import start_target, stop_target
+    target, servicer = await start_target(TargetConfig(model="tiny", server=SLOW_FIRST), tiny_target)
+    proxy = DelayProxy(upstream=parse_address(target.address))
+    await proxy.start()
+    orch = OrchestratorConfig(target=proxy.address, tokenizer="tiny", server=SLOW_FIRST)
+    draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=SLOW_FIRST),
+                              dataclasses.replace(tiny_draft, eos_token_ids=()))
+    yield servicer, draft, proxy
+    proxy.blackhole(False)
+    await draft.running.stop()
+    await draft.shutdown()
+    await proxy.stop()
+    await stop_target(target, servicer)
+
+
+async def test_a_blackholed_link_is_detected_by_keepalive(endless_linked):
+    servicer, draft, proxy = endless_linked
+    async with AsyncClient(draft.running.address, timeout=T, max_retries=0) as client:
+        stream = client.stream(prompt_token_ids=PROMPT, max_new_tokens=4000)
+        assert (await anext(stream)).token_ids
+        proxy.blackhole(True)
+        cut = time.monotonic()
+        with pytest.raises(UnavailableError):
+            async for _ in stream:
+                pass
+        assert time.monotonic() - cut < KEEPALIVE_BOUND_S
+    await _until(lambda: len(servicer.sessions) == 0, KEEPALIVE_BOUND_S)  # the target let go too
+
+
+@pytest.fixture
+async def frozen_target_stack(tiny_draft, tmp_path):
+    """A target in its own process (so it can be SIGSTOPped; 1 s keepalive) and an in-process
+    draft whose orchestrator (no stop tokens) uses it."""
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.serve import start_draft
+    from edgespec.orchestrator.config import OrchestratorConfig
+    ready = tmp_path / "target.addr"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edgespec", "target", "--model", "tiny", "--threads", "1", "--listen",
+        "127.0.0.1:0", "--ready-file", str(ready), "--keepalive-time", "1", "--keepalive-timeout", "1",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await _until(ready.exists, 120.0)
+        orch = OrchestratorConfig(target=ready.read_text(), tokenizer="tiny", server=SLOW_FIRST)
+        draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=SLOW_FIRST),
+                                  dataclasses.replace(tiny_draft, eos_token_ids=()))
+        yield process, ready.read_text(), draft
+        await draft.running.stop()
+        await draft.shutdown()
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        await process.wait()
+
+
+async def test_a_frozen_target_is_detected_by_keepalive(frozen_target_stack):
+    process, target_address, draft = frozen_target_stack
+    async with AsyncClient(draft.running.address, timeout=T, max_retries=0) as client:
+        stream = client.stream(prompt_token_ids=PROMPT, max_new_tokens=4000)
+        assert (await anext(stream)).token_ids
+        process.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        with pytest.raises(UnavailableError):
+            async for _ in stream:
+                pass
+        assert time.monotonic() - frozen < KEEPALIVE_BOUND_S
+    process.send_signal(signal.SIGCONT)
+    async with grpc.aio.insecure_channel(target_address) as channel:  # the thawed target let the session go
+        stub = target_pb2_grpc.VerifierStub(channel)
+        async with asyncio.timeout(KEEPALIVE_BOUND_S):
+            while (await stub.Info(common_pb2.InfoRequest(), timeout=T)).live_sessions:
+                await asyncio.sleep(0.05)

@@ -36,23 +36,34 @@ class ServerOptions:
     first_message_timeout_s: float = 10.0   # a call whose first request message is later ends
 
 
+def keepalive_options(time_s: float, timeout_s: float) -> list[tuple[str, int]]:
+    """Keepalive that gRPC honours: a ping every `time_s` (also with no call running), and the
+    transport closed when an ack is `timeout_s` late. In grpc >= 1.5x the ack deadline of a sent
+    ping is `grpc.http2.ping_timeout_ms` (default 60 s), not `keepalive_timeout_ms`: both are set,
+    or a frozen peer or a blackholed link goes unnoticed for a minute."""
+    return [("grpc.keepalive_time_ms", int(time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(timeout_s * 1000)),
+            ("grpc.http2.ping_timeout_ms", int(timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1)]
+
+
 def channel_options(opts: ServerOptions | None = None) -> list[tuple[str, int]]:
-    """Client channel options: keepalive so a cut link is detected within seconds, size limits."""
+    """Client channel options: keepalive so a cut link or a frozen peer is detected within
+    keepalive time + timeout, size limits."""
     opts = opts or ServerOptions()
-    return [("grpc.keepalive_time_ms", int(opts.keepalive_time_s * 1000)),
-            ("grpc.keepalive_timeout_ms", int(opts.keepalive_timeout_s * 1000)),
-            ("grpc.keepalive_permit_without_calls", 1),
+    return [*keepalive_options(opts.keepalive_time_s, opts.keepalive_timeout_s),
             ("grpc.max_receive_message_length", opts.max_message_bytes),
             ("grpc.max_send_message_length", opts.max_message_bytes)]
 
 
 def _server_options(opts: ServerOptions) -> list[tuple[str, int]]:
+    """Size limits, the server's own keepalive (frees the sessions of a vanished client), and a
+    ping policy that admits clients configured like ours (pings at half our interval are fine:
+    anything stricter answers GOAWAY too_many_pings)."""
     ping_floor_ms = max(500, int(opts.keepalive_time_s * 500))
     return [("grpc.max_receive_message_length", opts.max_message_bytes),
             ("grpc.max_send_message_length", opts.max_message_bytes),
-            ("grpc.keepalive_time_ms", int(opts.keepalive_time_s * 1000)),
-            ("grpc.keepalive_timeout_ms", int(opts.keepalive_timeout_s * 1000)),
-            ("grpc.keepalive_permit_without_calls", 1),
+            *keepalive_options(opts.keepalive_time_s, opts.keepalive_timeout_s),
             ("grpc.http2.min_ping_interval_without_data_ms", ping_floor_ms),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", ping_floor_ms)]
 
