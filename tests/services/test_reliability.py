@@ -326,3 +326,17 @@ async def test_a_frozen_target_is_detected_by_keepalive(frozen_target_stack):
         async with asyncio.timeout(KEEPALIVE_BOUND_S):
             while (await stub.Info(common_pb2.InfoRequest(), timeout=T)).live_sessions:
                 await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# (6) the smaller ones
+
+@pytest.mark.parametrize("option, words", [("k", ("k:", "1..32", "got 0")), ("k_max", ("k_max:", "got 0")),
+                                           ("max_new_tokens", ("max_new_tokens:", "got 0"))])
+async def test_zero_is_refused_not_taken_for_unset(client, option, words):
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.generate(prompt_token_ids=PROMPT, **{option: 0})
+    for word in words:
+        assert word in info.value.details, info.value.details
+    result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=3)   # unset k: the server's
+    assert len(result.token_ids) == 3

@@ -54,10 +54,12 @@ def resolve_request(request: orchestrator_pb2.GenerateRequest, config: Orchestra
     params = codec.sampling_from_pb(request.sampling)
     acceptance = request.acceptance or ("exact" if params.greedy else "rejection")
     acceptance_params = codec.acceptance_params_from_pb(request.acceptance_params)
-    max_new = request.max_new_tokens or config.default_max_new_tokens
-    if max_new > config.max_new_tokens:
-        raise ValueError(f"max_new_tokens: must be <= {config.max_new_tokens}, got {max_new}")
-    policy_config = PolicyConfig(k=request.k or config.default_k, k_max=request.k_max or config.default_k_max,
+    max_new = request.max_new_tokens if request.HasField("max_new_tokens") else config.default_max_new_tokens
+    if not 1 <= max_new <= config.max_new_tokens:
+        raise ValueError(f"max_new_tokens: must be in 1..{config.max_new_tokens}, got {max_new}")
+    k = request.k if request.HasField("k") else config.default_k
+    k_max = request.k_max if request.HasField("k_max") else config.default_k_max
+    policy_config = PolicyConfig(k=k, k_max=k_max,
                                  proactive=request.proactive,
                                  early_stop=request.early_stop or PolicyConfig.early_stop)
     ids = list(request.prompt_token_ids) or encode_prompt(tokenizer, request.prompt, request.raw)
