@@ -163,3 +163,10 @@ def test_orchestrator_config_checks_max_sessions_and_shares_the_policy_defaults(
     with pytest.raises(ValueError, match="max_sessions"):
         OrchestratorConfig(max_sessions=0)
     assert (OrchestratorConfig().default_k, OrchestratorConfig().default_k_max) == (PolicyConfig().k, PolicyConfig().k_max)
+
+
+def test_a_port_out_of_range_is_refused_not_wrapped(capsys):
+    from edgespec.cli import main
+    assert main(["target", "--model", "tiny", "--listen", "127.0.0.1:70001"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "listen" in err and "70001" in err and "0..65535" in err

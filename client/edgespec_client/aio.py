@@ -19,6 +19,37 @@ from .call import Attempts, ClientBase, Deadline, expect_result, traced_call
 from .types import Chunk, GenerateOptions, GenerationResult
 
 _Event = Chunk | GenerationResult
+CORE_ARTEFACT = "Internal error from Core"
+
+
+class _Status(grpc.RpcError):
+    """A status read back from the call (what `from_rpc_error` needs: code() and details())."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+async def real_status(error: grpc.RpcError, call) -> grpc.RpcError:
+    """`error`, unless it is grpc.aio's "INTERNAL: Internal error from Core" artefact
+    (grpc/grpc#36066), raised after the server ended the call with a status of its own: then the
+    status the call itself holds, which is the server's."""
+    if error.code() != grpc.StatusCode.INTERNAL or CORE_ARTEFACT not in (error.details() or ""):
+        return error
+    try:
+        code, details = await call.code(), await call.details()
+    except (grpc.RpcError, asyncio.CancelledError, asyncio.InvalidStateError):
+        return error
+    if not isinstance(code, grpc.StatusCode) or code in (grpc.StatusCode.OK, grpc.StatusCode.INTERNAL) \
+            and CORE_ARTEFACT in (details or ""):
+        return error
+    return _Status(code, details or code.name)
 
 
 class AsyncGenerationStream(AsyncIterator[Chunk]):
@@ -97,7 +128,7 @@ class AsyncClient(ClientBase):
                             return
                     raise attempts.ended_early()
                 except grpc.RpcError as e:
-                    delay = attempts.retry_after(e)
+                    delay = attempts.retry_after(await real_status(e, call))
                 finally:
                     call.cancel()
                 await asyncio.sleep(delay)

@@ -374,3 +374,41 @@ def test_import_pulls_no_models_or_services() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     modules = eval(out.stdout)  # a printed list of str
     assert modules and all(m == "edgespec.v1" or m.startswith("edgespec.v1.") for m in modules)
+
+
+class _Failed(grpc.RpcError):
+    def __init__(self, code, details):
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+class _Call:
+    """What a grpc.aio call reports after the server ended it (code() / details() are coroutines)."""
+
+    def __init__(self, code, details):
+        self._code, self._details = code, details
+
+    async def code(self):
+        return self._code
+
+    async def details(self):
+        return self._details
+
+
+async def test_the_core_artefact_is_mapped_to_the_servers_status():
+    from edgespec_client.aio import real_status
+    from edgespec_client.errors import from_rpc_error
+    artefact = _Failed(grpc.StatusCode.INTERNAL, "Internal error from Core")
+    sent = _Call(grpc.StatusCode.NOT_FOUND, "session_id: unknown, closed or expired session 'a1b6b9bf'")
+    error = from_rpc_error(await real_status(artefact, sent))
+    assert isinstance(error, NotFoundError) and error.details.startswith("session_id")
+    # the call knows no better: the artefact stays; any other error is left alone
+    unknown = _Call(grpc.StatusCode.INTERNAL, "Internal error from Core")
+    assert await real_status(artefact, unknown) is artefact
+    real = _Failed(grpc.StatusCode.INTERNAL, "internal error; the server logged the details")
+    assert await real_status(real, sent) is real

@@ -91,3 +91,25 @@ def test_acceptance_params_are_listed_once_per_form_and_round_trip():
     assert all(getattr(changed, n) != getattr(AcceptanceParams(), n) for n in names)  # every field exercised
     assert codec.acceptance_params_from_pb(codec.acceptance_params_to_pb(changed)) == changed
     assert codec.acceptance_params_from_pb(common_pb2.AcceptanceParams()) == AcceptanceParams()
+
+
+def test_tensor_errors_name_the_field_in_our_words_not_numpys():
+    from edgespec.v1 import common_pb2
+    deep = common_pb2.Tensor(dtype=common_pb2.DTYPE_FLOAT16, shape=[1] * 65, data=b"\0\0")
+    with pytest.raises(ValueError) as info:
+        codec.tensor_from_pb(deep, "hidden_states")
+    assert str(info.value) == "hidden_states.shape: at most 8 dimensions, got 65"
+
+
+def test_a_hidden_upload_for_another_round_is_out_of_order():
+    from edgespec.core.types import SessionStateError
+    from edgespec.v1 import target_pb2
+    with pytest.raises(SessionStateError, match="hidden.round: expected 3, got 4"):
+        codec.hidden_rows_from_pb(target_pb2.HiddenUpload(round=4), 3, 1, 64)
+
+
+def test_verdict_token_outside_the_vocabulary_is_named():
+    from edgespec.v1 import common_pb2
+    for token in (-1, 320):
+        with pytest.raises(ValueError, match=f"token: {token} is outside the vocabulary"):
+            codec.verdict_from_pb(common_pb2.Verdict(round=0, accepted=0, token=token), 320)

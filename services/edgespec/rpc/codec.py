@@ -13,11 +13,12 @@ import torch
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import (Channel, Distribution, DraftPlan, EntropyStop, Proposal,
-                                  SamplingParams, SessionSpec, TopQ, Verdict)
+                                  SamplingParams, SessionSpec, SessionStateError, TopQ, Verdict)
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
 _NUMPY = {common_pb2.DTYPE_FLOAT16: np.float16, common_pb2.DTYPE_FLOAT32: np.float32,
           common_pb2.DTYPE_INT32: np.int32}
+MAX_TENSOR_DIMS = 8  # no tensor on the wire has more; numpy's own limit (64) would speak in its words
 _DTYPE_OF = {torch.float16: common_pb2.DTYPE_FLOAT16, torch.float32: common_pb2.DTYPE_FLOAT32,
              torch.int32: common_pb2.DTYPE_INT32}
 
@@ -33,6 +34,8 @@ def tensor_from_pb(pb: common_pb2.Tensor, field: str) -> torch.Tensor:
     """Unpack a Tensor, checking dtype and that the byte count matches the shape."""
     if pb.dtype not in _NUMPY:
         raise ValueError(f"{field}.dtype: unsupported dtype {pb.dtype}")
+    if len(pb.shape) > MAX_TENSOR_DIMS:
+        raise ValueError(f"{field}.shape: at most {MAX_TENSOR_DIMS} dimensions, got {len(pb.shape)}")
     dtype = np.dtype(_NUMPY[pb.dtype]).newbyteorder("<")
     expected = math.prod(pb.shape) * dtype.itemsize
     if len(pb.data) != expected:
@@ -137,8 +140,8 @@ def proposal_from_pb(pb: common_pb2.DraftBlock, hidden_size: int | None, vocab_s
 
 def hidden_rows_from_pb(pb: target_pb2.HiddenUpload, round_: int, rows: int, hidden_size: int) -> torch.Tensor:
     """The requested hidden states [rows, d] of a mismatch-first upload."""
-    if pb.round != round_:
-        raise ValueError(f"hidden.round: expected {round_}, got {pb.round}")
+    if pb.round != round_:  # out of order, like a block's round: FAILED_PRECONDITION
+        raise SessionStateError(f"hidden.round: expected {round_}, got {pb.round}")
     hidden = tensor_from_pb(pb.hidden_states, "hidden.hidden_states")
     if tuple(hidden.shape) != (rows, hidden_size) or hidden.dtype != torch.float16:
         raise ValueError(f"hidden.hidden_states: expected float16 [{rows}, {hidden_size}], got "

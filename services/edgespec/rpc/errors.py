@@ -57,8 +57,8 @@ async def abort_for(exc: Exception, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "upstream: no answer within the round timeout")
     code = status_of(exc)
     if code is grpc.StatusCode.INTERNAL:
-        log.exception("internal error")
-        await context.abort(code, f"internal error: {type(exc).__name__}")
+        log.exception("internal error")  # the details stay in the server's log
+        await context.abort(code, "internal error; the server logged the details")
     await context.abort(code, str(exc))
 
 

@@ -35,6 +35,13 @@ class ServerOptions:
     ready_file: str | None = None
     first_message_timeout_s: float = 10.0   # a call whose first request message is later ends
 
+    def __post_init__(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen: expected HOST:PORT with a port in 0..65535, got {self.listen!r}")
+        if self.first_message_timeout_s <= 0:
+            raise ValueError(f"first_message_timeout_s must be > 0, got {self.first_message_timeout_s}")
+
 
 def keepalive_options(time_s: float, timeout_s: float) -> list[tuple[str, int]]:
     """Keepalive that gRPC honours: a ping every `time_s` (also with no call running), and the

@@ -1,0 +1,34 @@
+"""Status mapping: an unexpected exception answers INTERNAL without naming Python's exception
+class or message (the server logs them); listen addresses are validated before binding."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from edgespec.rpc.errors import abort_for
+from edgespec.rpc.server import ServerOptions
+
+
+class _Context:
+    async def abort(self, code, details):
+        raise RuntimeError((code, details))
+
+
+async def test_internal_errors_say_nothing_of_the_exception():
+    with pytest.raises(RuntimeError) as info:
+        await abort_for(AttributeError("'NoneType' object has no attribute 'rollback'"), _Context())
+    code, details = info.value.args[0]
+    assert code == grpc.StatusCode.INTERNAL
+    assert details == "internal error; the server logged the details"
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:70001", "127.0.0.1:-1", "127.0.0.1", ":50051", "host:http"])
+def test_listen_ports_are_validated(listen):
+    with pytest.raises(ValueError, match="listen: expected HOST:PORT with a port in 0..65535"):
+        ServerOptions(listen=listen)
+
+
+def test_good_listen_addresses_pass():
+    for listen in ("127.0.0.1:0", "0.0.0.0:65535", "[::1]:50051", "localhost:50051"):
+        assert ServerOptions(listen=listen).listen == listen
