@@ -170,3 +170,21 @@ def test_a_port_out_of_range_is_refused_not_wrapped(capsys):
     assert main(["target", "--model", "tiny", "--listen", "127.0.0.1:70001"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "listen" in err and "70001" in err and "0..65535" in err
+
+
+def test_plaintext_on_a_non_loopback_listener_is_refused_without_insecure(capsys):
+    from edgespec.cli import main
+    assert main(["target", "--model", "tiny", "--listen", "0.0.0.0:0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--tls-cert" in err and "--insecure" in err
+
+
+def test_a_bare_metrics_port_binds_loopback_and_exposed_telemetry_is_said(caplog):
+    from edgespec.cli import build_parser, telemetry_options
+    a = build_parser("draft").parse_args(["draft", "--metrics-listen", "9464"])
+    assert telemetry_options(a).metrics_listen == "127.0.0.1:9464" and not caplog.records
+    a = build_parser("draft").parse_args(["draft", "--metrics-listen", "0.0.0.0:9464",
+                                          "--feed-publish", "tcp://0.0.0.0:5557"])
+    telemetry_options(a)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "metrics on 0.0.0.0:9464" in said and "round feed on tcp://0.0.0.0:5557" in said

@@ -115,7 +115,7 @@ class AsyncClient(ClientBase):
 
     async def _events(self, request, deadline: Deadline) -> AsyncGenerator[_Event, None]:
         with traced_call(request) as traced:
-            attempts = Attempts(request, deadline, self.retry_policy, traced.metadata)
+            attempts = Attempts(request, deadline, self.retry_policy, (*traced.metadata, *self._auth))
             while True:
                 call = attempts.start(self._stub)
                 try:

@@ -8,6 +8,8 @@ It does NOT do I/O itself: the clients iterate the RPC and sleep, sync or async,
 
 from __future__ import annotations
 
+import os
+import pathlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,23 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 ChannelOptions = Mapping[str, Any] | Sequence[tuple[str, Any]]
+PemSource = str | bytes | os.PathLike  # PEM bytes, or the path of a PEM file
+
+
+def _pem(source: PemSource | None, what: str) -> bytes | None:
+    if source is None or isinstance(source, bytes):
+        return source
+    try:
+        return pathlib.Path(source).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot read {str(source)!r} ({exc.strerror})") from None
+
+
+def tls_credentials(ca: PemSource | None, cert: PemSource | None, key: PemSource | None) -> grpc.ChannelCredentials:
+    """TLS trusting `ca` (None: the system roots), presenting `cert`/`key` for mTLS."""
+    if (cert is None) != (key is None):
+        raise ValueError("tls_cert, tls_key: give both the client certificate and its key")
+    return grpc.ssl_channel_credentials(_pem(ca, "tls_ca"), _pem(key, "tls_key"), _pem(cert, "tls_cert"))
 
 
 def build_channel_options(override: ChannelOptions | None = None) -> list[tuple[str, Any]]:
@@ -160,11 +179,23 @@ class ClientBase:
         retry_backoff: float = 0.1,
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: ChannelOptions | None = None,
+        tls_ca: PemSource | None = None,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
+        server_name: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.address = address
         self.timeout = check_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, initial_backoff=retry_backoff)
         options = build_channel_options(channel_options)
+        if credentials is None and (tls_ca is not None or tls_cert is not None):
+            credentials = tls_credentials(tls_ca, tls_cert, tls_key)
+        if server_name is not None:
+            if credentials is None:
+                raise ValueError("server_name: a server-name override needs TLS (tls_ca)")
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         if credentials is None:
             self._channel = self._grpc.insecure_channel(address, options=options)
         else:

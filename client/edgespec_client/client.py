@@ -76,7 +76,7 @@ class Client(ClientBase):
 
     def _events(self, request, deadline: Deadline) -> Generator[Chunk, None, GenerationResult]:
         with traced_call(request) as traced:
-            attempts = Attempts(request, deadline, self.retry_policy, traced.metadata)
+            attempts = Attempts(request, deadline, self.retry_policy, (*traced.metadata, *self._auth))
             while True:
                 call = attempts.start(self._stub)
                 try:

@@ -39,11 +39,21 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
     p.add_argument("--first-message-timeout", type=float, default=10.0,
                    help="seconds a call may take to send its first request message")
+    p.add_argument("--reflection", action="store_true", help="serve gRPC reflection on a non-loopback listener too")
+    p.add_argument("--tls-cert", default=None, metavar="PEM", help="serve TLS with this certificate (chain)")
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--tls-client-ca", default=None, metavar="PEM",
+                   help="require client certificates signed by this CA (mTLS)")
+    p.add_argument("--auth-tokens", default=None, metavar="FILE", help="require a bearer token from this file "
+                   "(TOKEN [NAME [SERVICE,...]] per line; re-read when it changes)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plaintext on a non-loopback --listen (refused without it)")
 
 
 def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
-    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
-                   help="serve Prometheus metrics on http://HOST:PORT/metrics (off by default)")
+    p.add_argument("--metrics-listen", default=None, metavar="[HOST:]PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a bare PORT "
+                   "binds 127.0.0.1; no auth, so a non-loopback HOST is logged as a warning)")
     if feed:
         p.add_argument("--feed-publish", default=None, metavar="ADDRESS",
                        help="publish one event per round on this ZMQ PUB address, e.g. tcp://127.0.0.1:5557 "
@@ -53,9 +63,21 @@ def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
 
 
 def telemetry_options(a: argparse.Namespace) -> TelemetryOptions:
+    """Metrics and the round feed carry no auth: a bare PORT binds loopback, and binding anywhere
+    else is said out loud."""
     from edgespec.telemetry.options import TelemetryOptions
-    return TelemetryOptions(metrics_listen=a.metrics_listen, feed_publish=getattr(a, "feed_publish", None),
-                            feed_hwm=getattr(a, "feed_hwm", 1000))
+    metrics = f"127.0.0.1:{a.metrics_listen}" if (a.metrics_listen or "").isdigit() else a.metrics_listen
+    feed = getattr(a, "feed_publish", None)
+    options = TelemetryOptions(metrics_listen=metrics, feed_publish=feed, feed_hwm=getattr(a, "feed_hwm", 1000))
+    if metrics and not _loopback_host(metrics.rpartition(":")[0]):
+        logging.getLogger("edgespec").warning("metrics on %s: reachable beyond this host, without auth", metrics)
+    if feed and feed.startswith("tcp://") and not _loopback_host(feed[6:].rpartition(":")[0]):
+        logging.getLogger("edgespec").warning("round feed on %s: reachable beyond this host, without auth", feed)
+    return options
+
+
+def _loopback_host(host: str) -> bool:
+    return host.strip("[]") in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -112,13 +134,52 @@ def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
                    "that name none (fixed, heuristic, adaedl, svip, auto, server)")
     p.add_argument("--round-timeout", type=float, default=d.round_timeout_s, help="seconds to wait for a verdict")
     p.add_argument("--session-timeout", type=float, default=d.session_timeout_s)
+    _client_security_flags(p, upstream=True)
     p.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars,
                    help="longest text prompt, in characters, checked before tokenizing")
 
 
+def _client_security_flags(p: argparse.ArgumentParser, upstream: bool) -> None:
+    """How a client dials: a CA (TLS), a client certificate (mTLS), a server-name override, a token."""
+    cert, key = ("--tls-client-cert", "--tls-client-key") if upstream else ("--tls-cert", "--tls-key")
+    what = "the target and draft services" if upstream else "the server"
+    p.add_argument("--tls-ca", default=None, metavar="PEM", help=f"dial {what} over TLS, trusting this CA")
+    p.add_argument(cert, dest="client_cert", default=None, metavar="PEM", help="client certificate (mTLS)")
+    p.add_argument(key, dest="client_key", default=None, metavar="PEM", help=f"the private key of {cert}")
+    p.add_argument("--tls-server-name", default=None, help="expect this name in the server certificate "
+                   "(when dialling through a proxy such as `edgespec netproxy`)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="send the bearer token in this file (default: $EDGESPEC_TOKEN)")
+
+
+def _token(a: argparse.Namespace) -> str | None:
+    """The token of --token-file, else $EDGESPEC_TOKEN (None: no token)."""
+    import os
+    if a.token_file:
+        from edgespec.rpc.security import read_token
+        return read_token(a.token_file)
+    return os.environ.get("EDGESPEC_TOKEN") or None
+
+
+def sdk_connection(a: argparse.Namespace) -> dict:
+    """The SDK client's TLS / token arguments from `generate`'s flags."""
+    return {"tls_ca": a.tls_ca, "tls_cert": a.client_cert, "tls_key": a.client_key,
+            "server_name": a.tls_server_name, "token": _token(a)}
+
+
+def client_security(a: argparse.Namespace):
+    from edgespec.rpc.security import ClientSecurity
+    return ClientSecurity(ca=a.tls_ca, cert=a.client_cert, key=a.client_key, server_name=a.tls_server_name,
+                          token=_token(a))
+
+
 def server_options(a: argparse.Namespace) -> ServerOptions:
+    from edgespec.rpc.security import server_tls
     from edgespec.rpc.server import ServerOptions
-    return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=not a.no_reflection,
+    reflection = False if a.no_reflection else True if a.reflection else None
+    return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=reflection,
+                         tls=server_tls(a.tls_cert, a.tls_key, a.tls_client_ca), auth_tokens=a.auth_tokens,
+                         insecure=a.insecure,
                          grace_s=a.grace, keepalive_time_s=a.keepalive_time,
                          keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file,
                          first_message_timeout_s=a.first_message_timeout)
@@ -146,7 +207,8 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
         default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
         session_timeout_s=a.session_timeout, max_prompt_chars=a.max_prompt_chars,
-        max_prompt_tokens=a.max_prompt_tokens, server=server_options(a), telemetry=telemetry_options(a))
+        max_prompt_tokens=a.max_prompt_tokens, server=server_options(a), telemetry=telemetry_options(a),
+        upstream=client_security(a))
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
@@ -231,7 +293,8 @@ def _run_generate(a: argparse.Namespace) -> int:
     from edgespec.telemetry.tracing import setup_tracing
     tracing = setup_tracing("edgespec-cli", instrument_grpc=False)  # the SDK's `generate` span, if OTEL_* asks
     try:
-        return run_generate(a.server, a.prompt, generate_options(a), as_json=a.json, timeout=a.timeout)
+        return run_generate(a.server, a.prompt, generate_options(a), as_json=a.json, timeout=a.timeout,
+                            connection=sdk_connection(a))
     finally:
         if tracing is not None:
             tracing.shutdown()
@@ -281,6 +344,7 @@ def _generate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline for the call, s")
+    _client_security_flags(p, upstream=False)
 
 
 def _demo_parser(p: argparse.ArgumentParser) -> None:

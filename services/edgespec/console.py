@@ -35,9 +35,11 @@ def stats_table(result: GenerationResult) -> str:
     return "\n".join(lines)
 
 
-def run_generate(server: str, prompt: str, options: dict, *, as_json: bool, timeout: float) -> int:
-    """Generate via the SDK: stream text to stdout then print stats, or print one JSON object."""
-    with Client(server, timeout=timeout) as client:
+def run_generate(server: str, prompt: str, options: dict, *, as_json: bool, timeout: float,
+                 connection: dict | None = None) -> int:
+    """Generate via the SDK: stream text to stdout then print stats, or print one JSON object.
+    `connection`: the SDK's TLS / token arguments (tls_ca, tls_cert, tls_key, server_name, token)."""
+    with Client(server, timeout=timeout, **(connection or {})) as client:
         if as_json:
             print(json.dumps(client.generate(prompt, **options).to_dict()))
             return 0

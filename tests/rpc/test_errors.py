@@ -31,4 +31,4 @@ def test_listen_ports_are_validated(listen):
 
 def test_good_listen_addresses_pass():
     for listen in ("127.0.0.1:0", "0.0.0.0:65535", "[::1]:50051", "localhost:50051"):
-        assert ServerOptions(listen=listen).listen == listen
+        assert ServerOptions(listen=listen, insecure=True).listen == listen

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from edgespec.core.draft_length import POLICIES, PolicyConfig
 from edgespec.core.types import MAX_DRAFT_TOKENS
+from edgespec.rpc.security import ClientSecurity
 from edgespec.rpc.server import ServerOptions
 from edgespec.telemetry.options import TelemetryOptions
 
@@ -29,6 +30,7 @@ class OrchestratorConfig:
     session_timeout_s: float = 3600.0
     server: ServerOptions = field(default_factory=ServerOptions)
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    upstream: ClientSecurity = field(default_factory=ClientSecurity)   # how it dials the target / draft
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= MAX_DRAFT_TOKENS:

@@ -12,6 +12,7 @@ from edgespec.orchestrator.backends import DraftBackend, RemoteDraftBackend
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.servicer import OrchestratorServicer
 from edgespec.rpc.remote import StreamLimits
+from edgespec.rpc.security import aio_channel
 from edgespec.rpc.server import RunningServer, channel_options, start_server
 from edgespec.telemetry.runtime import Telemetry, process_telemetry
 from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
@@ -23,7 +24,7 @@ ORCHESTRATOR_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrato
 def orchestrator_servicer(config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
                           drafts: DraftBackend, telemetry: Telemetry) -> tuple[OrchestratorServicer, grpc.aio.Channel]:
     """An orchestrator servicer and the target channel it owns (create on the serving loop)."""
-    channel = grpc.aio.insecure_channel(config.target, options=channel_options(config.server))
+    channel = aio_channel(config.target, config.upstream, channel_options(config.server))
     return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts, telemetry), channel
 
 
@@ -33,7 +34,7 @@ async def start_orchestrator(config: OrchestratorConfig,
     if not config.draft:
         raise ValueError("draft: a standalone orchestrator needs --draft HOST:PORT of a draft service")
     tokenizer = load_tokenizer(config.tokenizer)
-    draft_channel = grpc.aio.insecure_channel(config.draft, options=channel_options(config.server))
+    draft_channel = aio_channel(config.draft, config.upstream, channel_options(config.server))
     limits = StreamLimits(session_timeout_s=config.session_timeout_s, round_timeout_s=config.round_timeout_s)
     servicer, target_channel = orchestrator_servicer(
         config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits),

@@ -1,6 +1,7 @@
 """gRPC server and channel scaffolding shared by the three services: grpc.aio server with the
-status interceptor, message-size limits, keepalive policy, health service, reflection, a ready
-file for supervisors, and graceful shutdown (NOT_SERVING -> drain -> stop(grace)).
+status interceptor (and the token interceptor when `auth_tokens` is set), TLS/mTLS, message-size
+limits, keepalive policy, health service, reflection (loopback listeners only unless asked), a
+ready file for supervisors, and graceful shutdown (NOT_SERVING -> drain -> stop(grace)).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from edgespec.rpc.auth import AuthInterceptor, TokenTable
 from edgespec.rpc.errors import ErrorHook, StatusInterceptor, ignore_errors
+from edgespec.rpc.security import ServerTls, is_loopback
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 << 20
@@ -28,12 +31,15 @@ class ServerOptions:
 
     listen: str = "127.0.0.1:0"
     max_message_bytes: int = MAX_MESSAGE_BYTES
-    reflection: bool = True
+    reflection: bool | None = None          # None: on for a loopback listener only
     grace_s: float = 5.0
     keepalive_time_s: float = 20.0
     keepalive_timeout_s: float = 5.0
     ready_file: str | None = None
     first_message_timeout_s: float = 10.0   # a call whose first request message is later ends
+    tls: ServerTls | None = None            # None: plaintext (loopback, or `insecure`)
+    auth_tokens: str | None = None          # token file; None: no token auth
+    insecure: bool = False                  # allow plaintext on a non-loopback listener
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -41,6 +47,13 @@ class ServerOptions:
             raise ValueError(f"listen: expected HOST:PORT with a port in 0..65535, got {self.listen!r}")
         if self.first_message_timeout_s <= 0:
             raise ValueError(f"first_message_timeout_s must be > 0, got {self.first_message_timeout_s}")
+        if self.tls is None and not self.insecure and not is_loopback(self.listen):
+            raise ValueError(f"listen: {self.listen} is not a loopback address; serve it with TLS "
+                             "(--tls-cert/--tls-key) or say --insecure")
+
+    @property
+    def serves_reflection(self) -> bool:
+        return is_loopback(self.listen) if self.reflection is None else self.reflection
 
 
 def keepalive_options(time_s: float, timeout_s: float) -> list[tuple[str, int]]:
@@ -114,15 +127,22 @@ async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server]
                        on_error: ErrorHook | None = None) -> RunningServer:
     """Build, register (`register` adds servicers, returns their full names) and start a server;
     `on_error` hears of every error status it answers (metrics)."""
-    interceptor = StatusInterceptor(on_error or ignore_errors, opts.first_message_timeout_s)
-    server = grpc.aio.server(interceptors=[interceptor], options=_server_options(opts))
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        StatusInterceptor(on_error or ignore_errors, opts.first_message_timeout_s)]
+    if opts.auth_tokens:  # first in the chain: no handler runs for a call without a known token
+        interceptors.insert(0, AuthInterceptor(TokenTable(opts.auth_tokens)))
+    credentials = opts.tls.credentials() if opts.tls is not None else None
+    server = grpc.aio.server(interceptors=interceptors, options=_server_options(opts))
     services = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*services, health.SERVICE_NAME]
-    if opts.reflection:
+    if opts.serves_reflection:
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(opts.listen)
+    if credentials is None:
+        port = server.add_insecure_port(opts.listen)
+    else:
+        port = server.add_secure_port(opts.listen, credentials)
     if port == 0:
         raise OSError(f"listen: cannot bind {opts.listen}")
     await server.start()
@@ -133,5 +153,7 @@ async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server]
         tmp = pathlib.Path(opts.ready_file + ".tmp")
         tmp.write_text(address)
         tmp.replace(opts.ready_file)
-    log.info("serving %s on %s", ", ".join(services), address)
+    log.info("serving %s on %s (%s%s)", ", ".join(services), address,
+             "plaintext" if credentials is None else "mTLS" if opts.tls.client_ca else "TLS",
+             ", token auth" if opts.auth_tokens else "")
     return RunningServer(server, address, health_servicer, opts.grace_s)

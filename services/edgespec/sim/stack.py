@@ -28,7 +28,7 @@ def _edgespec(*args: str) -> list[str]:
 
 def launch_target(procs: Supervisor, lab: Lab, model: str, threads: int) -> Proc:
     """`edgespec target` on the edge's veth address (`procs.wait_ready` gives its HOST:PORT)."""
-    argv = _edgespec("target", "--listen", f"{TARGET_ADDRESS}", "--model", model,
+    argv = _edgespec("target", "--listen", f"{TARGET_ADDRESS}", "--insecure", "--model", model,  # a private lab link
                      "--threads", str(threads), "--grace", "2")
     return procs.launch_service("target", lab.edge, argv)
 
