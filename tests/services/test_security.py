@@ -228,3 +228,13 @@ def test_token_files_are_checked_and_never_echo_a_token():
     with pytest.raises(ValueError, match="line 2: the name 'alice' is used twice"):
         auth.parse_tokens(f"{TOKEN} alice\n{OTHER} alice\n")
     assert "t0k3n" not in repr(ClientSecurity(ca="ca.pem", token=TOKEN))
+
+
+def test_a_token_file_gives_its_first_token(tmp_path):
+    from edgespec.rpc.security import read_token
+    path = tmp_path / "token"
+    path.write_text(f"# the device's token\n{TOKEN} alice\n{OTHER}\n")
+    assert read_token(str(path)) == TOKEN
+    path.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="holds no token"):
+        read_token(str(path))

@@ -106,11 +106,13 @@ def is_loopback(listen: str) -> bool:
 
 
 def read_token(path: str | None) -> str | None:
-    """The first line of a token file (None: no file)."""
+    """The token of a token file: the first word of its first line that is not a `#` comment
+    (so a line of a server's `--auth-tokens` file, `TOKEN NAME`, works too). None: no file."""
     data = _read(path, "token_file")
     if data is None:
         return None
-    token = data.decode().strip().splitlines()[0].strip() if data.strip() else ""
-    if not token:
-        raise ValueError(f"token_file: {path!r} holds no token")
-    return token
+    for line in data.decode().splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            return words[0]
+    raise ValueError(f"token_file: {path!r} holds no token")
