@@ -3,8 +3,8 @@ T_round(k) from online estimates (cost_model.py), smoothed with an EMA so k does
 inside the round an entropy early stop (AdaEDL or SVIP) may end the draft sooner while the draft
 is weak (first-position acceptance below 90%). When the model
 says speculation loses to the target generating alone — for `hysteresis` rounds in a row, by more
-than `margin` — it switches the request to server-only mode: the target streams chunks of tokens
-(64, doubling) while the draft shadow-drafts each next token, which keeps the draft's cache current
+than `margin`, once the request has seen `min_rounds` rounds — it switches the request to
+server-only mode: the target streams chunks of tokens (16, doubling) while the draft shadow-drafts each next token, which keeps the draft's cache current
 and keeps measuring acceptance without a round trip; when the model says speculation wins by
 `margin` for `hysteresis` tokens, the next chunk boundary switches back. Lossless throughout: only
 how many tokens are drafted changes. Proactive drafting turns itself on when the expected wait
@@ -34,7 +34,8 @@ class AutoParams:
     smoothing: float = 0.4
     margin: float = 0.05
     hysteresis: int = 2
-    first_chunk: int = 64
+    min_rounds: int = 4        # speculative rounds a request sees before it may go server-only
+    first_chunk: int = 16      # server-only chunks double from here (a cheap draft can win back soon)
     max_chunk: int = 1024
     strong_draft: float = 0.9  # first-position acceptance above which no entropy early stop runs
 
@@ -54,7 +55,7 @@ class Auto:
         self.early = early(config) if early is not None else None
         self.curve = AcceptanceCurve(config.k_max, prior=self.link.acceptance.values())
         self.k_smooth = float(min(config.k, config.k_max))
-        self.server, self.strikes = False, 0
+        self.server, self.strikes, self.rounds = False, 0, 0
         self.chunk, self.switches = params.first_chunk, 0
         self.last: Choice | None = None
         if self.link.ready:  # the link is already measured: start in the mode it favours
@@ -78,6 +79,7 @@ class Auto:
             self.curve.observe_iid(bool(step.accepted))
         elif not step.server:
             self.curve.observe(step.drafted, step.accepted)
+            self.rounds += 1
         if self.early is not None and not step.server:
             self.early.observe(step)
         choice = self._choose()
@@ -85,7 +87,8 @@ class Auto:
             self.k_smooth = (1 - self.params.smoothing) * self.k_smooth + self.params.smoothing * choice.k
         losing = choice.speculative_rate < choice.server_rate * (1 - self.params.margin)
         winning = choice.speculative_rate > choice.server_rate * (1 + self.params.margin)
-        self.strikes = self.strikes + 1 if (winning if self.server else losing) else 0
+        evidence = self.server or self.rounds >= self.params.min_rounds  # no verdict on a round or two
+        self.strikes = self.strikes + 1 if evidence and (winning if self.server else losing) else 0
         if self.strikes >= self.params.hysteresis:  # switch (takes effect at the next plan)
             self.server, self.strikes, self.switches = not self.server, 0, self.switches + 1
             self.chunk = self.params.first_chunk
