@@ -75,7 +75,7 @@ def _guard(deserializer: Callable | None) -> Callable | None:
 
 
 async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext,
-                   malformed: Callable[[], None], first_message_s: float) -> AsyncIterator:
+                   count: Callable[[grpc.StatusCode], None], first_message_s: float) -> AsyncIterator:
     """The requests, the first awaited for at most `first_message_s` (DEADLINE_EXCEEDED: a call
     that never sends is not held open), each checked to have decoded."""
     try:
@@ -83,12 +83,12 @@ async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext,
     except StopAsyncIteration:
         return
     except TimeoutError:
-        malformed(grpc.StatusCode.DEADLINE_EXCEEDED)
+        count(grpc.StatusCode.DEADLINE_EXCEEDED)
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                             f"no request message within {first_message_s:g} s of the call's start")
     while True:
         if request is MALFORMED:
-            malformed(grpc.StatusCode.INVALID_ARGUMENT)
+            count(grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
         yield request
         request = await anext(requests, _END)
@@ -111,7 +111,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
     inner = getattr(handler, name)
     streaming_request, streaming_response = name.startswith("stream"), name.endswith("stream")
 
-    def malformed(code: grpc.StatusCode) -> None:
+    def count(code: grpc.StatusCode) -> None:
         on_error(method, code.name)
 
     async def fail(exc: Exception, context) -> None:
@@ -119,7 +119,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
         await abort_for(exc, context)
 
     async def prepare(requests, context):
-        checked = _checked(requests, context, malformed, first_message_s)
+        checked = _checked(requests, context, count, first_message_s)
         if streaming_request:
             return checked
         request = await anext(checked, None)
