@@ -188,3 +188,44 @@ def test_a_bare_metrics_port_binds_loopback_and_exposed_telemetry_is_said(caplog
     telemetry_options(a)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "metrics on 0.0.0.0:9464" in said and "round feed on tcp://0.0.0.0:5557" in said
+
+
+def test_tls_and_tokens_from_the_command_line(tmp_path):
+    """target with TLS + mTLS + tokens, draft dialling it with its CA, client certificate and token
+    (and serving its SDK endpoint with TLS + tokens), `generate` with and without a token."""
+    import os
+
+    import trustme
+    ca = trustme.CA()
+    files = {"ca": ca.cert_pem}
+    for name, leaf in (("server", ca.issue_cert("localhost", "127.0.0.1")), ("device", ca.issue_cert("device-7"))):
+        files[f"{name}-cert"], files[f"{name}-key"] = leaf.cert_chain_pems[0], leaf.private_key_pem
+    paths = {}
+    for name, blob in files.items():
+        paths[name] = str(tmp_path / f"{name}.pem")
+        blob.write_to_path(paths[name])
+    token = "cli-token-0123456789abcdef"
+    (tmp_path / "tokens").write_text(f"{token} device-7\n")
+    serve_tls = ["--tls-cert", paths["server-cert"], "--tls-key", paths["server-key"],
+                 "--auth-tokens", str(tmp_path / "tokens")]
+    target, target_addr = start_service("target", ["--model", "tiny", *serve_tls, "--tls-client-ca", paths["ca"]],
+                                        tmp_path / "target")
+    try:
+        draft, draft_addr = start_service("draft", [
+            "--model", "tiny", "--target", target_addr, *serve_tls, "--tls-ca", paths["ca"],
+            "--tls-client-cert", paths["device-cert"], "--tls-client-key", paths["device-key"],
+            "--token-file", str(tmp_path / "tokens")], tmp_path / "draft")
+        try:
+            args = ("generate", "--server", draft_addr, "--prompt", "hi", "--max-new-tokens", "4", "--json",
+                    "--tls-ca", paths["ca"])
+            r = subprocess.run([sys.executable, "-m", "edgespec", *args], capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "EDGESPEC_TOKEN": token})
+            assert r.returncode == 0, r.stderr
+            assert len(json.loads(r.stdout)["token_ids"]) == 4
+            r = edgespec(*args)                                        # no token
+            assert r.returncode == 1 and r.stderr.count("\n") == 1 and "UNAUTHENTICATED" in r.stderr
+            assert token not in r.stderr
+        finally:
+            stop_service(draft)
+    finally:
+        stop_service(target)

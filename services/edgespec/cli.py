@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edgespec.net.cli import add_emulation_flags, add_netproxy_flags, link_spec_from_args, run_netproxy
+from edgespec.security_flags import (add_client_security_flags, add_server_security_flags, client_security,
+                                     sdk_connection, server_security)
 from edgespec.sim.cli import add_sim_flags, run_sim_command
 
 if TYPE_CHECKING:  # the configs (and torch below them) load only when a command builds one
@@ -39,15 +41,7 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
     p.add_argument("--first-message-timeout", type=float, default=10.0,
                    help="seconds a call may take to send its first request message")
-    p.add_argument("--reflection", action="store_true", help="serve gRPC reflection on a non-loopback listener too")
-    p.add_argument("--tls-cert", default=None, metavar="PEM", help="serve TLS with this certificate (chain)")
-    p.add_argument("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert")
-    p.add_argument("--tls-client-ca", default=None, metavar="PEM",
-                   help="require client certificates signed by this CA (mTLS)")
-    p.add_argument("--auth-tokens", default=None, metavar="FILE", help="require a bearer token from this file "
-                   "(TOKEN [NAME [SERVICE,...]] per line; re-read when it changes)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow plaintext on a non-loopback --listen (refused without it)")
+    add_server_security_flags(p)
 
 
 def _telemetry_flags(p: argparse.ArgumentParser, feed: bool) -> None:
@@ -134,52 +128,14 @@ def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
                    "that name none (fixed, heuristic, adaedl, svip, auto, server)")
     p.add_argument("--round-timeout", type=float, default=d.round_timeout_s, help="seconds to wait for a verdict")
     p.add_argument("--session-timeout", type=float, default=d.session_timeout_s)
-    _client_security_flags(p, upstream=True)
+    add_client_security_flags(p, upstream=True)
     p.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars,
                    help="longest text prompt, in characters, checked before tokenizing")
 
 
-def _client_security_flags(p: argparse.ArgumentParser, upstream: bool) -> None:
-    """How a client dials: a CA (TLS), a client certificate (mTLS), a server-name override, a token."""
-    cert, key = ("--tls-client-cert", "--tls-client-key") if upstream else ("--tls-cert", "--tls-key")
-    what = "the target and draft services" if upstream else "the server"
-    p.add_argument("--tls-ca", default=None, metavar="PEM", help=f"dial {what} over TLS, trusting this CA")
-    p.add_argument(cert, dest="client_cert", default=None, metavar="PEM", help="client certificate (mTLS)")
-    p.add_argument(key, dest="client_key", default=None, metavar="PEM", help=f"the private key of {cert}")
-    p.add_argument("--tls-server-name", default=None, help="expect this name in the server certificate "
-                   "(when dialling through a proxy such as `edgespec netproxy`)")
-    p.add_argument("--token-file", default=None, metavar="FILE",
-                   help="send the bearer token in this file (default: $EDGESPEC_TOKEN)")
-
-
-def _token(a: argparse.Namespace) -> str | None:
-    """The token of --token-file, else $EDGESPEC_TOKEN (None: no token)."""
-    import os
-    if a.token_file:
-        from edgespec.rpc.security import read_token
-        return read_token(a.token_file)
-    return os.environ.get("EDGESPEC_TOKEN") or None
-
-
-def sdk_connection(a: argparse.Namespace) -> dict:
-    """The SDK client's TLS / token arguments from `generate`'s flags."""
-    return {"tls_ca": a.tls_ca, "tls_cert": a.client_cert, "tls_key": a.client_key,
-            "server_name": a.tls_server_name, "token": _token(a)}
-
-
-def client_security(a: argparse.Namespace):
-    from edgespec.rpc.security import ClientSecurity
-    return ClientSecurity(ca=a.tls_ca, cert=a.client_cert, key=a.client_key, server_name=a.tls_server_name,
-                          token=_token(a))
-
-
 def server_options(a: argparse.Namespace) -> ServerOptions:
-    from edgespec.rpc.security import server_tls
     from edgespec.rpc.server import ServerOptions
-    reflection = False if a.no_reflection else True if a.reflection else None
-    return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, reflection=reflection,
-                         tls=server_tls(a.tls_cert, a.tls_key, a.tls_client_ca), auth_tokens=a.auth_tokens,
-                         insecure=a.insecure,
+    return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, **server_security(a),
                          grace_s=a.grace, keepalive_time_s=a.keepalive_time,
                          keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file,
                          first_message_timeout_s=a.first_message_timeout)
@@ -344,7 +300,7 @@ def _generate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=f"127.0.0.1:{DEFAULT_DRAFT_PORT}", help="SDK endpoint HOST:PORT")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline for the call, s")
-    _client_security_flags(p, upstream=False)
+    add_client_security_flags(p, upstream=False)
 
 
 def _demo_parser(p: argparse.ArgumentParser) -> None:
