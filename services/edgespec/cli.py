@@ -161,7 +161,8 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
     from edgespec.orchestrator.config import OrchestratorConfig
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
-        default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions, round_timeout_s=a.round_timeout,
+        default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions,
+        max_sessions_per_caller=a.max_sessions_per_caller, round_timeout_s=a.round_timeout,
         session_timeout_s=a.session_timeout, max_prompt_chars=a.max_prompt_chars,
         max_prompt_tokens=a.max_prompt_tokens, server=server_options(a), telemetry=telemetry_options(a),
         upstream=client_security(a))
@@ -270,6 +271,8 @@ def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
     d = _orchestrator_defaults()
     orch.add_argument("--tokenizer", default=d.tokenizer, help="model spec whose tokenizer to use")
     orch.add_argument("--max-sessions", type=int, default=d.max_sessions)
+    orch.add_argument("--max-sessions-per-caller", type=int, default=None,
+                      help="live generations one caller (token name, else peer IP) may hold (default: half)")
     orch.add_argument("--max-prompt-tokens", type=int, default=d.max_prompt_tokens)
 
 

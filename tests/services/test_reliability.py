@@ -340,3 +340,33 @@ async def test_zero_is_refused_not_taken_for_unset(client, option, words):
         assert word in info.value.details, info.value.details
     result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=3)   # unset k: the server's
     assert len(result.token_ids) == 3
+
+
+async def test_one_caller_holds_at_most_its_share_of_the_orchestrators_generations(
+        tiny_target, tiny_draft, monkeypatch):
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.serve import start_draft
+    from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.rpc import caller
+    from edgespec.target.config import TargetConfig
+    from edgespec.target.serve import start_target, stop_target
+    target, servicer = await start_target(TargetConfig(model="tiny", server=SLOW_FIRST), tiny_target)
+    orch = OrchestratorConfig(target=target.address, tokenizer="tiny", server=SLOW_FIRST, max_sessions=4)
+    draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=SLOW_FIRST),
+                              dataclasses.replace(tiny_draft, eos_token_ids=()))     # generations run on
+    try:
+        async with AsyncClient(draft.running.address, timeout=T, max_retries=0) as client:
+            monkeypatch.setattr(caller, "peer_host", lambda peer: "ip:192.0.2.1")    # one remote caller
+            streams = [client.stream(prompt_token_ids=PROMPT, max_new_tokens=4000) for _ in range(2)]
+            for stream in streams:                                                   # its share: 4 // 2
+                assert (await anext(stream)).token_ids
+            with pytest.raises(ResourceExhaustedError, match="per caller"):
+                await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)
+            monkeypatch.setattr(caller, "peer_host", lambda peer: "ip:192.0.2.2")    # another caller gets in
+            assert len((await client.generate(prompt_token_ids=PROMPT, max_new_tokens=4)).token_ids) == 4
+            for stream in streams:
+                await stream.aclose()
+    finally:
+        await draft.running.stop()
+        await draft.shutdown()
+        await stop_target(target, servicer)

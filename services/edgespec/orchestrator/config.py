@@ -26,6 +26,7 @@ class OrchestratorConfig:
     max_prompt_tokens: int = 4096       # checked here, before the draft or the target sees the prompt
     max_prompt_chars: int = 65536       # a text prompt is bounded before it is tokenized
     max_sessions: int = 16
+    max_sessions_per_caller: int | None = None   # live generations per token name / peer IP; None: half
     round_timeout_s: float = 60.0
     session_timeout_s: float = 3600.0
     server: ServerOptions = field(default_factory=ServerOptions)
@@ -44,5 +45,12 @@ class OrchestratorConfig:
                              f"and {self.max_prompt_chars}")
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
+        if self.max_sessions_per_caller is not None and self.max_sessions_per_caller < 1:
+            raise ValueError(f"max_sessions_per_caller must be >= 1, got {self.max_sessions_per_caller}")
         if self.round_timeout_s <= 0:
             raise ValueError(f"round_timeout_s must be > 0, got {self.round_timeout_s}")
+
+    @property
+    def per_caller_cap(self) -> int:
+        """Live generations one caller may hold (`max_sessions_per_caller`, default half the cap)."""
+        return self.max_sessions_per_caller or max(1, self.max_sessions // 2)

@@ -6,6 +6,7 @@ a draft session, run the core loop, stream each round's tokens, then the final s
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,6 +24,7 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.detokenizer import IncrementalDetokenizer
 from edgespec.orchestrator.request import GenerationRequest, resolve_request
 from edgespec.rpc import codec
+from edgespec.rpc.caller import caller_of
 from edgespec.rpc.remote import RemoteVerifier, StreamLimits
 from edgespec.rpc.sessions import SessionLimitError
 from edgespec.telemetry.round_observer import SessionObserver
@@ -42,6 +44,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.limits = StreamLimits(session_timeout_s=config.session_timeout_s,
                                    round_timeout_s=config.round_timeout_s)
         self.live = 0
+        self.by_caller: collections.Counter[str] = collections.Counter()   # live generations per caller
         telemetry.metrics.live_sessions.labels(service="orchestrator").set_function(lambda: self.live)
         self.link = LinkEstimates()  # one draft->target link: learned once, used by every request
 
@@ -52,9 +55,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         policy = make_policy(resolved.policy, resolved.policy_config, self.link)
         rule, spec = resolved.rule, resolved.spec
         channel = ChannelMeter() if resolved.session.needs.channel else None
+        caller = caller_of(context)
         if self.live >= self.config.max_sessions:
             raise SessionLimitError(f"orchestrator busy ({self.live} live generations); retry later")
+        if caller and self.by_caller[caller] >= self.config.per_caller_cap:
+            raise SessionLimitError(f"session limit per caller reached ({self.by_caller[caller]} live generations "
+                                    f"of {self.config.per_caller_cap} allowed); retry later")
         self.live += 1
+        self.by_caller[caller] += 1
         stats, detok, finish = SpecDecodeStats(), IncrementalDetokenizer(self.tokenizer), "length"
         observer = self._observer(resolved, context)
         verifier = drafter = error = None
@@ -73,6 +81,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise
         finally:
             self.live -= 1
+            self.by_caller[caller] -= 1
+            if not self.by_caller[caller]:
+                del self.by_caller[caller]
             observer.finish(stats, finish, error)
             for session in (drafter, verifier):
                 if session is not None:
