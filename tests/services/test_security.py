@@ -238,3 +238,10 @@ def test_a_token_file_gives_its_first_token(tmp_path):
     path.write_text("# nothing\n\n")
     with pytest.raises(ValueError, match="holds no token"):
         read_token(str(path))
+
+
+async def test_the_healthcheck_probes_a_tls_server_without_a_token(token_stack, pki):
+    from edgespec.healthcheck import check
+    stack, _ = token_stack
+    assert await asyncio.to_thread(check, stack.target_address, "", 5.0, pki.ca) is None
+    assert await asyncio.to_thread(check, stack.target_address, "", 2.0) is not None   # plaintext: refused
