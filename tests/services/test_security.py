@@ -245,3 +245,20 @@ async def test_the_healthcheck_probes_a_tls_server_without_a_token(token_stack, 
     stack, _ = token_stack
     assert await asyncio.to_thread(check, stack.target_address, "", 5.0, pki.ca) is None
     assert await asyncio.to_thread(check, stack.target_address, "", 2.0) is not None   # plaintext: refused
+
+
+async def test_a_client_certificates_name_is_its_callers_identity(stack_factory, pki):
+    mtls = ServerOptions(**BASE, tls=ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca))
+    stack = await stack_factory(target_overrides={"server": mtls, "max_sessions": 4}, orchestrator_overrides={
+        "upstream": ClientSecurity(ca=pki.ca, cert=pki.client_cert, key=pki.client_key)})   # 2 per caller
+    read = lambda path: open(path, "rb").read()  # noqa: E731
+    credentials = grpc.ssl_channel_credentials(read(pki.ca), read(pki.client_key), read(pki.client_cert))
+    async with grpc.aio.secure_channel(stack.target_address, credentials) as channel:
+        calls = [_raw_session(channel) for _ in range(3)]
+        for call in calls[:2]:
+            assert await _open(call)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _open(calls[2])
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "per caller" in info.value.details()
+        for call in calls[:2]:
+            call.cancel()

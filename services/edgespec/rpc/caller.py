@@ -1,5 +1,6 @@
 """Who is calling: the identity a server counts sessions against (per-caller limits) — the token
-name the auth interceptor set for this call when token auth is on, else the peer's IP address.
+name the auth interceptor set for this call when token auth is on, else the common name of the
+client certificate (mTLS), else the peer's IP address.
 Loopback peers without a token are anonymous (""): every local process, a proxy or a load
 generator shares that address, so a per-peer cap would mean nothing there. It is NOT the auth
 check itself (`rpc/auth.py`) and never holds a token.
@@ -15,7 +16,13 @@ CALLER: ContextVar[str] = ContextVar("edgespec_caller", default="")  # set per c
 
 def caller_of(context) -> str:
     """The calling identity of this RPC ("" when anonymous)."""
-    return CALLER.get() or peer_host(context.peer() or "")
+    return CALLER.get() or certificate_name(context.auth_context() or {}) or peer_host(context.peer() or "")
+
+
+def certificate_name(auth: dict) -> str:
+    """'cert:<CN>' of a verified client certificate (mTLS), else ''."""
+    names = auth.get("x509_common_name") or ()
+    return f"cert:{names[0].decode(errors='replace')}" if names else ""
 
 
 def peer_host(peer: str) -> str:
