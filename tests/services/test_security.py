@@ -262,3 +262,19 @@ async def test_a_client_certificates_name_is_its_callers_identity(stack_factory,
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "per caller" in info.value.details()
         for call in calls[:2]:
             call.cancel()
+
+
+async def test_refusals_are_counted_in_the_errors_metric_and_no_token_reaches_it(token_stack, pki):
+    from prometheus_client import generate_latest
+    stack, _ = token_stack
+    registry = stack.target_servicer.telemetry.metrics.registry
+    credentials = grpc.ssl_channel_credentials(open(pki.ca, "rb").read())
+    async with grpc.aio.secure_channel(stack.target_address, credentials) as channel:
+        for metadata in (None, _bearer(OTHER), _bearer(DRAFT_ONLY)):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _open(_raw_session(channel, metadata))
+    text = generate_latest(registry).decode()
+    method = "/edgespec.v1.Verifier/Session"
+    assert f'edgespec_errors_total{{code="UNAUTHENTICATED",method="{method}"}} 2.0' in text
+    assert f'edgespec_errors_total{{code="PERMISSION_DENIED",method="{method}"}} 1.0' in text
+    assert not any(token in text for token in (TOKEN, OTHER, DRAFT_ONLY))

@@ -155,10 +155,11 @@ def _replace(handler: grpc.RpcMethodHandler, behaviour) -> grpc.RpcMethodHandler
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call's bearer token against `tokens` (health checks excepted)."""
+    """Checks every call's bearer token against `tokens` (health checks excepted); `on_error`
+    hears of each refusal (method, status code name), like the status interceptor's errors."""
 
-    def __init__(self, tokens: TokenTable) -> None:
-        self.tokens = tokens
+    def __init__(self, tokens: TokenTable, on_error=lambda method, code: None) -> None:
+        self.tokens, self.on_error = tokens, on_error
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -167,9 +168,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         entry = self.tokens.lookup(bearer(handler_call_details.invocation_metadata))
         if entry is None:
+            self.on_error(method, grpc.StatusCode.UNAUTHENTICATED.name)
             return _denied(handler, grpc.StatusCode.UNAUTHENTICATED,
                            "authorization: a known bearer token is required (authorization: Bearer TOKEN)")
         if not entry.allows(method):
+            self.on_error(method, grpc.StatusCode.PERMISSION_DENIED.name)
             return _denied(handler, grpc.StatusCode.PERMISSION_DENIED,
                            f"authorization: token {entry.name!r} may not call {method.split('/')[1]}")
         return _as_caller(handler, f"token:{entry.name}")

@@ -130,7 +130,7 @@ async def start_server(opts: ServerOptions, register: Callable[[grpc.aio.Server]
     interceptors: list[grpc.aio.ServerInterceptor] = [
         StatusInterceptor(on_error or ignore_errors, opts.first_message_timeout_s)]
     if opts.auth_tokens:  # first in the chain: no handler runs for a call without a known token
-        interceptors.insert(0, AuthInterceptor(TokenTable(opts.auth_tokens)))
+        interceptors.insert(0, AuthInterceptor(TokenTable(opts.auth_tokens), on_error or ignore_errors))
     credentials = opts.tls.credentials() if opts.tls is not None else None
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(opts))
     services = list(register(server))
