@@ -32,3 +32,17 @@ def test_listen_ports_are_validated(listen):
 def test_good_listen_addresses_pass():
     for listen in ("127.0.0.1:0", "0.0.0.0:65535", "[::1]:50051", "localhost:50051"):
         assert ServerOptions(listen=listen, insecure=True).listen == listen
+
+
+def test_keepalive_options_gRPC_honours_and_a_ping_policy_that_admits_our_clients():
+    from edgespec.rpc.server import _server_options, channel_options
+    from edgespec_client.call import DEFAULT_CHANNEL_OPTIONS
+    client = dict(channel_options(ServerOptions(keepalive_time_s=20.0, keepalive_timeout_s=5.0)))
+    assert client["grpc.http2.ping_timeout_ms"] == client["grpc.keepalive_timeout_ms"] == 5000
+    assert client["grpc.keepalive_permit_without_calls"] == 1
+    sdk = dict(DEFAULT_CHANNEL_OPTIONS)
+    assert sdk["grpc.http2.ping_timeout_ms"] == sdk["grpc.keepalive_timeout_ms"]
+    for keepalive_s in (1.0, 20.0, 120.0):   # a server with any keepalive admits the SDK's pings
+        server = dict(_server_options(ServerOptions(keepalive_time_s=keepalive_s)))
+        assert server["grpc.http2.min_recv_ping_interval_without_data_ms"] <= sdk["grpc.keepalive_time_ms"] / 2
+        assert server["grpc.keepalive_permit_without_calls"] == 1

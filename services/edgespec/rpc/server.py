@@ -23,6 +23,7 @@ from edgespec.rpc.security import ServerTls, is_loopback
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 << 20
+CLIENT_PING_FLOOR_MS = 10_000   # half the SDK's 20 s keepalive: a server never GOAWAYs our default clients
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _server_options(opts: ServerOptions) -> list[tuple[str, int]]:
     """Size limits, the server's own keepalive (frees the sessions of a vanished client), and a
     ping policy that admits clients configured like ours (pings at half our interval are fine:
     anything stricter answers GOAWAY too_many_pings)."""
-    ping_floor_ms = max(500, int(opts.keepalive_time_s * 500))
+    ping_floor_ms = max(500, min(int(opts.keepalive_time_s * 500), CLIENT_PING_FLOOR_MS))
     return [("grpc.max_receive_message_length", opts.max_message_bytes),
             ("grpc.max_send_message_length", opts.max_message_bytes),
             *keepalive_options(opts.keepalive_time_s, opts.keepalive_timeout_s),
