@@ -146,6 +146,8 @@ class LocalVerifier:
         """Apply the rule to a block whose `missing` hidden states have been filled in."""
         if pending.missing:
             raise SessionStateError("hidden_states: the block still lacks the rows the target asked for")
+        if not self.needs.target_hidden:  # exact / rejection / fly: microseconds on k + 1 rows, no thread hop
+            return self._finish(pending)
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._finish, pending)
 
     async def autoregress(self, proposal: Proposal, n: int) -> AsyncIterator[Verdict]:

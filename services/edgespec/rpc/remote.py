@@ -60,7 +60,8 @@ class _Session:
             raise ConnectionError(f"upstream: the session stream ended ({await self.call.code()})") from exc
 
     async def _read(self, timeout_s: float):
-        response = await asyncio.wait_for(self.call.read(), timeout_s)
+        async with asyncio.timeout(timeout_s):  # no task per message, unlike wait_for
+            response = await self.call.read()
         if response is grpc.aio.EOF:
             raise ConnectionError("upstream: the session stream was closed by the server")
         return response
