@@ -82,7 +82,8 @@ class SessionRegistry(Generic[S]):
         while True:
             ttl = self.ttl(session_id)
             try:
-                message = await asyncio.wait_for(anext(messages), ttl)
+                async with asyncio.timeout(ttl):  # no task per message, unlike wait_for
+                    message = await anext(messages)
             except StopAsyncIteration:
                 return
             except TimeoutError:
