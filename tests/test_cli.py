@@ -141,7 +141,8 @@ def test_a_server_command_still_gets_its_flags():
 
 
 def test_generate_flags_map_to_sdk_options_and_leave_defaults_to_the_server():
-    from edgespec.cli import build_parser, generate_options
+    from edgespec.cli import build_parser
+    from edgespec.generate_cli import generate_options
     a = build_parser("generate").parse_args(["generate", "--prompt", "hi", "--k", "3", "--acceptance-param",
                                              "window=3", "--acceptance-param", "entropy_threshold=0.5"])
     assert generate_options(a) == {"k": 3, "proactive": False, "raw": False,
@@ -149,7 +150,7 @@ def test_generate_flags_map_to_sdk_options_and_leave_defaults_to_the_server():
 
 
 def test_acceptance_params_parse_as_their_wire_types():
-    from edgespec.cli import acceptance_params
+    from edgespec.generate_cli import acceptance_params
     assert acceptance_params(["dropout_criterion=naive", "dropout_paths=8", "dropout_p=0.25"]) == {
         "dropout_criterion": "naive", "dropout_paths": 8, "dropout_p": 0.25}
     with pytest.raises(ValueError, match="window: expected int"):
@@ -180,7 +181,8 @@ def test_plaintext_on_a_non_loopback_listener_is_refused_without_insecure(capsys
 
 
 def test_a_bare_metrics_port_binds_loopback_and_exposed_telemetry_is_said(caplog):
-    from edgespec.cli import build_parser, telemetry_options
+    from edgespec.cli import build_parser
+    from edgespec.service_cli import telemetry_options
     a = build_parser("draft").parse_args(["draft", "--metrics-listen", "9464"])
     assert telemetry_options(a).metrics_listen == "127.0.0.1:9464" and not caplog.records
     a = build_parser("draft").parse_args(["draft", "--metrics-listen", "0.0.0.0:9464",

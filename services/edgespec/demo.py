@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from edgespec.cli import generate_options
+from edgespec.generate_cli import generate_options
 from edgespec.console import run_generate
 
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."

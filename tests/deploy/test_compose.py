@@ -23,7 +23,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from edgespec import cli, healthcheck
+from edgespec import cli, healthcheck, service_cli
 from edgespec.v1 import draft_pb2, orchestrator_pb2, target_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,8 @@ SERVED = {
               orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name},
     "orchestrator": {"", orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name},
 }
-CONFIGS = {"target": cli.target_config, "draft": cli.draft_config, "orchestrator": cli.orchestrator_config}
+CONFIGS = {"target": service_cli.target_config, "draft": service_cli.draft_config,
+           "orchestrator": service_cli.orchestrator_config}
 # Env vars read by a runtime library rather than by services/: name -> who reads it.
 RUNTIME_ENV = {"OMP_NUM_THREADS": "libgomp / torch intra-op thread pool"}
 SDK_ENV = {"OTEL_TRACES_SAMPLER": "opentelemetry.sdk.environment_variables"}  # TracerProvider's sampler

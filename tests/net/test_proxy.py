@@ -13,7 +13,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edgespec.cli import build_parser, draft_config
+from edgespec.cli import build_parser
+from edgespec.service_cli import draft_config
 from edgespec.net.cli import link_spec_from_args
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import emulated_link, start_draft
