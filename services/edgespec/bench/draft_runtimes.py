@@ -53,8 +53,10 @@ def _variants(model: str) -> dict:
     return variants
 
 
-def _measure(label: str, draft, prompt_id: str, prompt: list[int], continuation: list[int],
-             target_argmax: list[int]) -> Sample:
+def teacher_forced(draft, prompt: list[int], continuation: list[int]) -> tuple[float, list[int], float]:
+    """The draft runtime alone, fed `continuation` one token at a time after `prompt`: the median
+    ms of one single-token forward, its argmax before each continuation token, and the ms of one
+    5-token block fed after the prompt."""
     import torch
     seq = draft.open_sequence(list(prompt), len(prompt) + len(continuation) + BLOCK + 2, False)
     try:
@@ -72,8 +74,14 @@ def _measure(label: str, draft, prompt_id: str, prompt: list[int], continuation:
             block_ms = (time.perf_counter() - start) * 1e3
     finally:
         seq.close()
+    return statistics.median(times), argmax, block_ms
+
+
+def _measure(label: str, draft, prompt_id: str, prompt: list[int], continuation: list[int],
+             target_argmax: list[int]) -> Sample:
+    decode_ms, argmax, block_ms = teacher_forced(draft, prompt, continuation)
     agree = sum(a == b for a, b in zip(argmax, target_argmax))
-    return Sample(label, prompt_id, statistics.median(times), block_ms, agree, len(target_argmax))
+    return Sample(label, prompt_id, decode_ms, block_ms, agree, len(target_argmax))
 
 
 def _summary(samples: list[Sample]) -> dict:

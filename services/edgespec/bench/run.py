@@ -113,24 +113,6 @@ async def _all_runs(target, hf_draft, draft, prompts, ids, a: argparse.Namespace
     return runs
 
 
-def bare_decode_ms(draft, prompt_ids: list[int], tokens: int = 32) -> float:
-    """Median ms of one single-token forward of the draft runtime alone (no service around it),
-    teacher-forced on its own greedy continuation of `prompt_ids`."""
-    import statistics
-    seq = draft.open_sequence(list(prompt_ids), len(prompt_ids) + tokens + 1, False)
-    try:
-        seq.prefill()
-        times, feed = [], seq.pending()
-        for _ in range(tokens):
-            start = time.perf_counter()
-            out = seq.feed(feed)
-            times.append((time.perf_counter() - start) * 1e3)
-            feed = [int(out.logits[-1].argmax())]
-        return statistics.median(times)
-    finally:
-        seq.close()
-
-
 def bench_stack(a: argparse.Namespace, target, draft, link=None):
     """The servers edgespec is measured through: two processes (`process_stack`), or this one
     over the loaded models with `--in-process`."""
@@ -166,6 +148,7 @@ def run_bench(a: argparse.Namespace) -> int:
         return run_draft_runtimes(a)
     import torch
 
+    from edgespec.bench.draft_runtimes import teacher_forced
     from edgespec.bench.prompts import load_prompts
     from edgespec.bench.report import summarize, to_markdown
     from edgespec.models.presets import load_model
@@ -175,9 +158,10 @@ def run_bench(a: argparse.Namespace) -> int:
     target = load_model(a.model, "target")
     hf_draft, draft = bench_drafts(a)
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
-    bare = [bare_decode_ms(draft, ids[0])]
+    filler = (ids[0] * 32)[:32]  # any tokens time a forward alike
+    bare = [teacher_forced(draft, ids[0], filler)[0]]
     runs = asyncio.run(_all_runs(target, hf_draft, draft, prompts, ids, a))
-    bare.append(bare_decode_ms(draft, ids[0]))
+    bare.append(teacher_forced(draft, ids[0], filler)[0])
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "hf_draft": hf_draft.name,
             "draft_bare_ms_per_token": sum(bare) / 2,
             "prompts": len(prompts),

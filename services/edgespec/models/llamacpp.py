@@ -72,6 +72,11 @@ class LlamaCppModel:
             self.model = None
 
 
+def _tensor(rows: list[np.ndarray]) -> torch.Tensor:
+    """The copied output rows as one tensor (no second copy for the usual single chunk)."""
+    return torch.from_numpy(rows[0] if len(rows) == 1 else np.concatenate(rows))
+
+
 class LlamaCppSequence:
     """Committed tokens and a llama.cpp KV cache over `cache_len` of them (plus speculative feeds)."""
 
@@ -111,7 +116,7 @@ class LlamaCppSequence:
             raise ValueError("hidden_states: this llama.cpp context was opened without embeddings")
         rows = self._decode(list(ids), outputs=True, hidden=hidden, last_only=last_only)
         self.forward_passes += 1
-        logits, states = (torch.from_numpy(np.concatenate(part)) if part else None for part in rows)
+        logits, states = (_tensor(part) if part else None for part in rows)
         return ForwardOut(logits=logits, hidden=states)
 
     def rollback(self, length: int) -> None:
