@@ -36,17 +36,25 @@ def _lazy_flags(module: str, function: str) -> Callable[[argparse.ArgumentParser
     return add
 
 
+# `edgespec bench MODE`: module, its run function, its flags function, help
+BENCH_MODES: dict[str, tuple[str, str, str, str]] = {
+    "capacity": ("edgespec.bench.capacity", "run_capacity", "add_capacity_flags",
+                 "N simulated devices against one target (--sessions, --modes)"),
+}
+
+
 def _bench_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("mode", nargs="?", choices=("capacity",),
-                   help="`capacity`: N simulated devices against one target (--sessions, --modes)")
+    p.add_argument("mode", nargs="?", choices=tuple(BENCH_MODES),
+                   help="; ".join(f"`{name}`: {mode[3]}" for name, mode in BENCH_MODES.items())
+                   + "; none: edgespec against HF target-only and assisted generation")
     _lazy_flags("edgespec.bench.run", "add_bench_flags")(p)
-    _lazy_flags("edgespec.bench.capacity", "add_capacity_flags")(p)
+    for module, _, add_flags, _ in BENCH_MODES.values():
+        _lazy_flags(module, add_flags)(p)
 
 
 def _run_bench(a: argparse.Namespace) -> int:
-    if a.mode == "capacity":
-        return _lazy("edgespec.bench.capacity", "run_capacity")(a)
-    return _lazy("edgespec.bench.run", "run_bench")(a)
+    module, run, _, _ = BENCH_MODES.get(a.mode, ("edgespec.bench.run", "run_bench", "", ""))
+    return _lazy(module, run)(a)
 
 
 # name: (run, add its flags, help)
