@@ -97,6 +97,7 @@ def stats_from_pb(pb: orchestrator_pb2.GenerationStats) -> GenerationStats:
         mode_switches=pb.mode_switches,
         predrafted_tokens=pb.predrafted_tokens,
         relaxed_accepted=pb.relaxed_accepted,
+        resumes=pb.resumes,
         draft_ms=percentiles_from_pb(pb.draft_ms),
         verify_ms=percentiles_from_pb(pb.verify_ms),
         round_trip_ms=percentiles_from_pb(pb.round_trip_ms),

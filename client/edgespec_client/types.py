@@ -61,6 +61,7 @@ class GenerationStats(_ToDict):
     mode_switches: int = 0
     predrafted_tokens: int = 0
     relaxed_accepted: int = 0
+    resumes: int = 0               # sessions reopened after a broken stream (one re-prefill each)
     draft_ms: Percentiles = field(default_factory=Percentiles)
     verify_ms: Percentiles = field(default_factory=Percentiles)
     round_trip_ms: Percentiles = field(default_factory=Percentiles)

@@ -114,13 +114,18 @@ def _orchestrator_defaults():
 
 def _orchestrator_flags(p: argparse.ArgumentParser) -> None:
     d = _orchestrator_defaults()
-    p.add_argument("--target", default=d.target, help="target HOST:PORT")
+    p.add_argument("--target", default=d.target, help="the target's replicas: HOST:PORT, a comma-separated list, "
+                   "or dns:///NAME:PORT (each new session goes round-robin to a healthy one)")
     p.add_argument("--k", type=int, default=d.default_k, help="default draft length for requests that set none")
     p.add_argument("--k-max", type=int, default=d.default_k_max, help="default cap for adaptive draft-length policies")
     p.add_argument("--draft-length", default=d.default_policy, help="default draft-length policy for requests "
                    "that name none (fixed, heuristic, adaedl, svip, auto, server)")
     p.add_argument("--round-timeout", type=float, default=d.round_timeout_s, help="seconds to wait for a verdict")
     p.add_argument("--session-timeout", type=float, default=d.session_timeout_s)
+    p.add_argument("--max-resumes", type=int, default=d.resume.max_resumes, help="sessions a generation may reopen "
+                   "(prompt + committed tokens, on a healthy replica) after a broken target or draft stream")
+    p.add_argument("--reopen-timeout", type=float, default=d.resume.reopen_timeout_s,
+                   help="seconds one reopen waits for a replica to become ready")
     add_client_security_flags(p, upstream=True)
     p.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars,
                    help="longest text prompt, in characters, checked before tokenizing")
@@ -152,13 +157,14 @@ def target_config(a: argparse.Namespace) -> TargetConfig:
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
     from edgespec.orchestrator.config import OrchestratorConfig
+    from edgespec.rpc.resume import ResumePolicy
     return OrchestratorConfig(
         target=a.target, draft=getattr(a, "draft", None), tokenizer=tokenizer or a.tokenizer,
         default_policy=a.draft_length, default_k=a.k, default_k_max=a.k_max, max_sessions=a.max_sessions,
         max_sessions_per_caller=a.max_sessions_per_caller, round_timeout_s=a.round_timeout,
         session_timeout_s=a.session_timeout, max_prompt_chars=a.max_prompt_chars,
         max_prompt_tokens=a.max_prompt_tokens, server=server_options(a), telemetry=telemetry_options(a),
-        upstream=client_security(a))
+        upstream=client_security(a), resume=ResumePolicy(a.max_resumes, a.reopen_timeout))
 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
@@ -189,7 +195,8 @@ def run_orchestrator(a: argparse.Namespace) -> int:
 def _standalone_orchestrator_flags(orch: argparse.ArgumentParser) -> None:
     _server_flags(orch, DEFAULT_ORCHESTRATOR_PORT)
     _orchestrator_flags(orch)
-    orch.add_argument("--draft", required=True, help="draft service HOST:PORT")
+    orch.add_argument("--draft", required=True,
+                      help="the draft service: HOST:PORT, a comma-separated list of replicas, or dns:///NAME:PORT")
     d = _orchestrator_defaults()
     orch.add_argument("--tokenizer", default=d.tokenizer, help="model spec whose tokenizer to use")
     orch.add_argument("--max-sessions", type=int, default=d.max_sessions)

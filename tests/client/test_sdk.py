@@ -41,7 +41,7 @@ STATS_KEYS = {
     "rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate",
     "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up",
     "bytes_down", "generated_tokens", "total_ms", "ttft_ms", "draft_ms", "verify_ms",
-    "round_trip_ms", "server_tokens", "mode_switches", "predrafted_tokens", "relaxed_accepted",
+    "round_trip_ms", "server_tokens", "mode_switches", "predrafted_tokens", "relaxed_accepted", "resumes",
 }  # fmt: skip
 
 

@@ -51,6 +51,7 @@ def test_stats_encode_every_field():
                              relaxed_accepted=1))
     stats.observe(StepResult(tokens=(4,), drafted=0, accepted=0, draft_ms=0, verify_ms=3, round_trip_ms=4,
                              round_ms=4, bytes_up=10, bytes_down=6, target_forward_passes=3, server=True))
+    stats.resumes = 1
     expected = stats.to_dict()
     pb = codec.stats_to_pb(stats)
     names = [f.name for f in orchestrator_pb2.GenerationStats.DESCRIPTOR.fields]

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
+from edgespec.rpc.resume import ResumePolicy
 from edgespec.rpc.server import ServerOptions
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 from edgespec_client import AsyncClient, InvalidArgumentError, ResourceExhaustedError, UnavailableError
@@ -243,6 +244,7 @@ async def test_a_call_that_never_sends_its_first_message_ends(stack_factory, rpc
 # (5) keepalive detects a dead peer (test keepalive: 1 s pings, 1 s ack timeout; round timeout 60 s)
 
 KEEPALIVE_BOUND_S = 8.0        # 1 s ping + 1 s ack, with room for a loaded 2-core machine
+NO_RESUME = ResumePolicy(max_resumes=0)  # these tests time the detection itself, not what resume makes of it
 
 
 @pytest.fixture
@@ -258,7 +260,8 @@ async def endless_linked(tiny_target, tiny_draft):
     target, servicer = await start_target(TargetConfig(model="tiny", server=SLOW_FIRST), tiny_target)
     proxy = DelayProxy(upstream=parse_address(target.address))
     await proxy.start()
-    orch = OrchestratorConfig(target=proxy.address, tokenizer="tiny", server=SLOW_FIRST)
+    orch = OrchestratorConfig(target=proxy.address, tokenizer="tiny", server=SLOW_FIRST,
+                              resume=NO_RESUME)
     draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=SLOW_FIRST),
                               dataclasses.replace(tiny_draft, eos_token_ids=()))
     yield servicer, draft, proxy
@@ -297,7 +300,8 @@ async def frozen_target_stack(tiny_draft, tmp_path):
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
         await _until(ready.exists, 120.0)
-        orch = OrchestratorConfig(target=ready.read_text(), tokenizer="tiny", server=SLOW_FIRST)
+        orch = OrchestratorConfig(target=ready.read_text(), tokenizer="tiny", server=SLOW_FIRST,
+                                  resume=NO_RESUME)
         draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=SLOW_FIRST),
                                   dataclasses.replace(tiny_draft, eos_token_ids=()))
         yield process, ready.read_text(), draft

@@ -21,6 +21,7 @@ from edgespec.bench.baselines import target_only
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import DraftServer, start_draft
 from edgespec.orchestrator.config import OrchestratorConfig
+from edgespec.rpc.resume import ResumePolicy
 from edgespec.rpc.server import RunningServer, ServerOptions
 from edgespec.target.config import TargetConfig
 from edgespec.target.serve import start_target
@@ -76,7 +77,8 @@ async def endless_factory(tiny_target, tiny_draft):
 
 @pytest.fixture
 async def endless(endless_factory) -> Endless:
-    return await endless_factory()
+    # one target: a resume can only wait for it to come back; 1 s keeps these failures prompt
+    return await endless_factory(resume=ResumePolicy(reopen_timeout_s=1.0))
 
 
 async def _until(predicate, timeout_s: float = 5.0) -> None:
@@ -257,7 +259,7 @@ async def _interrupted(stack: Endless, stop) -> UnavailableError:
         await _first_chunks(stream, 3)
         stopping = asyncio.create_task(stop())
         with pytest.raises(UnavailableError) as info:
-            async with asyncio.timeout(5.0):  # grace 0.5 s, then promptly
+            async with asyncio.timeout(6.0):  # grace 0.5 s, a 1 s reopen that finds no target, then promptly
                 async for _ in stream:
                     pass
         await stopping

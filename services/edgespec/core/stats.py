@@ -45,6 +45,7 @@ class SpecDecodeStats:
     ttft_ms: float = 0.0
     total_ms: float = 0.0
     last_server: bool = False
+    resumes: int = 0                # sessions reopened after a broken stream (set by the transport)
 
     def observe(self, step: StepResult) -> None:
         """Account one speculative round, or one token of a server-only run."""
@@ -101,6 +102,7 @@ class SpecDecodeStats:
             "bytes_down": self.bytes_down, "ttft_ms": self.ttft_ms, "total_ms": self.total_ms,
             "server_tokens": self.server_tokens, "mode_switches": self.mode_switches,
             "predrafted_tokens": self.predrafted_tokens, "relaxed_accepted": self.relaxed_accepted,
+            "resumes": self.resumes,
             "draft_ms": percentiles(self.draft_ms), "verify_ms": percentiles(self.verify_ms),
             "round_trip_ms": percentiles(self.round_trip_ms),
         }

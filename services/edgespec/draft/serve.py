@@ -16,13 +16,13 @@ from edgespec.models.loading import set_threads
 from edgespec.net.link import LinkSpec
 from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.orchestrator.backends import LocalDraftBackend
-from edgespec.orchestrator.serve import ORCHESTRATOR_SERVICE, orchestrator_servicer
+from edgespec.orchestrator.serve import orchestrator_servicer
 from edgespec.rpc.server import RunningServer, start_server
+from edgespec.rpc.service_names import DRAFTER_SERVICE, ORCHESTRATOR_SERVICE
 from edgespec.telemetry.runtime import Telemetry, process_telemetry
-from edgespec.v1 import draft_pb2, draft_pb2_grpc, orchestrator_pb2_grpc
+from edgespec.v1 import draft_pb2_grpc, orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
-DRAFTER_SERVICE = draft_pb2.DESCRIPTOR.services_by_name["Drafter"].full_name
 
 
 @dataclass

@@ -59,6 +59,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
         spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         drafter = LocalDrafter(self.draft, ResolvedSpec.of(spec), self.executor)
         session_id = self.sessions.open(drafter, caller_of(context))
+        self.telemetry.metrics.sessions_opened.labels(service="draft").inc()
         try:
             with self.sessions.busy(session_id):
                 prefill_ms = await drafter.prefill()

@@ -14,6 +14,7 @@ from edgespec.core.types import Drafter
 from edgespec.models.draft_runtime import LoadedDraft
 from edgespec.models.local_drafter import LocalDrafter
 from edgespec.rpc.remote import RemoteDrafter, StreamLimits
+from edgespec.rpc.resume import ResumePolicy, ResumingDrafter, reopener
 from edgespec.telemetry.observed_drafter import ObservedDrafter
 from edgespec.telemetry.runtime import Telemetry
 from edgespec.v1 import common_pb2, draft_pb2_grpc
@@ -51,14 +52,16 @@ class LocalDraftBackend:
 
 
 class RemoteDraftBackend:
-    """Drafts through a `edgespec.v1.Drafter` server."""
+    """Drafts through a `edgespec.v1.Drafter` server (its replicas), resuming a broken stream."""
 
-    def __init__(self, channel: grpc.aio.Channel, limits: StreamLimits) -> None:
-        self.channel, self.limits = channel, limits
+    def __init__(self, channel: grpc.aio.Channel, limits: StreamLimits, resume: ResumePolicy = ResumePolicy()) -> None:
+        self.channel, self.limits, self.resume = channel, limits, resume
         self.info: common_pb2.ModelInfo | None = None
 
     async def open(self, resolved: ResolvedSpec) -> Drafter:
-        return await RemoteDrafter.open(self.channel, resolved, self.limits)
+        drafter = await RemoteDrafter.open(self.channel, resolved, self.limits)
+        return ResumingDrafter(drafter, resolved, reopener(RemoteDrafter.open, self.channel, self.limits, self.resume),
+                               self.resume)
 
     async def hidden_size(self) -> int:
         return (await self._info()).hidden_size

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from edgespec.core.draft_length import POLICIES, PolicyConfig
 from edgespec.core.types import MAX_DRAFT_TOKENS
+from edgespec.rpc.resume import ResumePolicy
 from edgespec.rpc.security import ClientSecurity
 from edgespec.rpc.server import ServerOptions
 from edgespec.telemetry.options import TelemetryOptions
@@ -15,8 +16,8 @@ from edgespec.telemetry.options import TelemetryOptions
 class OrchestratorConfig:
     """Where the target (and, when not in-process, the draft service) lives, plus request limits."""
 
-    target: str = "127.0.0.1:50051"
-    draft: str | None = None            # a Drafter server; None = the in-process draft model
+    target: str = "127.0.0.1:50051"     # HOST:PORT, a comma-separated list, or dns:///NAME:PORT (replicas)
+    draft: str | None = None            # a Drafter server (same forms); None = the in-process draft model
     tokenizer: str = "smollm2"          # model spec whose tokenizer and chat template to use
     default_policy: str = "fixed"       # draft-length policy for requests that name none
     default_k: int = PolicyConfig.k          # the policies' own defaults, for requests that set none
@@ -32,6 +33,7 @@ class OrchestratorConfig:
     server: ServerOptions = field(default_factory=ServerOptions)
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
     upstream: ClientSecurity = field(default_factory=ClientSecurity)   # how it dials the target / draft
+    resume: ResumePolicy = field(default_factory=ResumePolicy)          # after a broken target/draft stream
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= MAX_DRAFT_TOKENS:

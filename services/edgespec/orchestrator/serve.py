@@ -13,18 +13,26 @@ from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.servicer import OrchestratorServicer
 from edgespec.rpc.remote import StreamLimits
 from edgespec.rpc.security import aio_channel
+from edgespec.rpc.service_names import DRAFTER_SERVICE, ORCHESTRATOR_SERVICE, VERIFIER_SERVICE
 from edgespec.rpc.server import RunningServer, channel_options, start_server
+from edgespec.rpc.targets import balancing_options, parse_upstream
 from edgespec.telemetry.runtime import Telemetry, process_telemetry
-from edgespec.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from edgespec.v1 import orchestrator_pb2_grpc
 
 log = logging.getLogger(__name__)
-ORCHESTRATOR_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+
+
+def upstream_channel(address: str, flag: str, service: str, config: OrchestratorConfig) -> grpc.aio.Channel:
+    """A channel to the replicas `address` names (`--target`/`--draft`), round_robin over the
+    healthy ones, secured as `config.upstream` says."""
+    upstream = parse_upstream(address, flag)
+    return aio_channel(upstream.target, config.upstream, [*channel_options(config.server), *balancing_options(service)])
 
 
 def orchestrator_servicer(config: OrchestratorConfig, tokenizer, eos_token_ids: tuple[int, ...],
                           drafts: DraftBackend, telemetry: Telemetry) -> tuple[OrchestratorServicer, grpc.aio.Channel]:
     """An orchestrator servicer and the target channel it owns (create on the serving loop)."""
-    channel = aio_channel(config.target, config.upstream, channel_options(config.server))
+    channel = upstream_channel(config.target, "target", VERIFIER_SERVICE, config)
     return OrchestratorServicer(config, tokenizer, eos_token_ids, channel, drafts, telemetry), channel
 
 
@@ -34,10 +42,10 @@ async def start_orchestrator(config: OrchestratorConfig,
     if not config.draft:
         raise ValueError("draft: a standalone orchestrator needs --draft HOST:PORT of a draft service")
     tokenizer = load_tokenizer(config.tokenizer)
-    draft_channel = aio_channel(config.draft, config.upstream, channel_options(config.server))
+    draft_channel = upstream_channel(config.draft, "draft", DRAFTER_SERVICE, config)
     limits = StreamLimits(session_timeout_s=config.session_timeout_s, round_timeout_s=config.round_timeout_s)
     servicer, target_channel = orchestrator_servicer(
-        config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits),
+        config, tokenizer, stop_token_ids(config.tokenizer, tokenizer), RemoteDraftBackend(draft_channel, limits, config.resume),
         telemetry)
 
     def register(server) -> list[str]:

@@ -26,6 +26,7 @@ from edgespec.orchestrator.request import GenerationRequest, resolve_request
 from edgespec.rpc import codec
 from edgespec.rpc.caller import caller_of
 from edgespec.rpc.remote import RemoteVerifier, StreamLimits
+from edgespec.rpc.resume import ResumingVerifier, reopener
 from edgespec.rpc.sessions import SessionLimitError
 from edgespec.telemetry.round_observer import SessionObserver
 from edgespec.telemetry.runtime import Telemetry
@@ -84,6 +85,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             self.by_caller[caller] -= 1
             if not self.by_caller[caller]:
                 del self.by_caller[caller]
+            stats.resumes = sum(getattr(s, "resumes", 0) for s in (verifier, drafter))
             observer.finish(stats, finish, error)
             for session in (drafter, verifier):
                 if session is not None:
@@ -101,10 +103,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                       SpanAttr.POLICY: resolved.policy}
         return self.telemetry.session(_parent_context(context), attributes, rule.name, rule.lossless)
 
-    async def _open_sessions(self, session: ResolvedSpec) -> tuple[RemoteVerifier, Drafter]:
+    async def _open_sessions(self, session: ResolvedSpec) -> tuple[ResumingVerifier, Drafter]:
         """Open the target and draft sessions concurrently, so the two prefills overlap."""
-        opened = await asyncio.gather(RemoteVerifier.open(self.target_channel, session, self.limits),
-                                      self.drafts.open(session), return_exceptions=True)
+        opened = await asyncio.gather(self._open_target(session), self.drafts.open(session), return_exceptions=True)
         failures = [o for o in opened if isinstance(o, BaseException)]
         if failures:
             for session in opened:
@@ -112,6 +113,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                     await session.close()
             raise failures[0]
         return opened[0], opened[1]
+
+    async def _open_target(self, session: ResolvedSpec) -> ResumingVerifier:
+        """A target session on a healthy replica, resumed on one when its stream breaks."""
+        verifier = await RemoteVerifier.open(self.target_channel, session, self.limits)
+        reopen = reopener(RemoteVerifier.open, self.target_channel, self.limits, self.config.resume)
+        return ResumingVerifier(verifier, session, reopen, self.config.resume)
 
     async def _with_hidden(self, resolved: GenerationRequest) -> GenerationRequest:
         """Ask the draft for its hidden states when the session's rule reads them."""

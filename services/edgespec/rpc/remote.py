@@ -21,6 +21,14 @@ from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, targe
 WINDOW = 2  # rounds in flight per session, at most
 
 
+class StreamBroken(ConnectionError):
+    """The session stream ended under us; `code` is its final gRPC status (OK: closed cleanly)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class StreamLimits:
     """Deadlines for one session stream: the whole session, and each round's answer."""
@@ -57,13 +65,14 @@ class _Session:
             await self.call.write(request)
         except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
             # the server already ended the stream; grpc.aio may hide its status (grpc#36066)
-            raise ConnectionError(f"upstream: the session stream ended ({await self.call.code()})") from exc
+            code = await self.call.code()
+            raise StreamBroken(f"upstream: the session stream ended ({code})", code) from exc
 
     async def _read(self, timeout_s: float):
         async with asyncio.timeout(timeout_s):  # no task per message, unlike wait_for
             response = await self.call.read()
         if response is grpc.aio.EOF:
-            raise ConnectionError("upstream: the session stream was closed by the server")
+            raise StreamBroken("upstream: the session stream was closed by the server", await self.call.code())
         return response
 
     async def close(self) -> None:
@@ -86,9 +95,11 @@ class RemoteVerifier:
         self.mismatch_first = mismatch_first
 
     @classmethod
-    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec,
-                   limits: StreamLimits = StreamLimits()) -> RemoteVerifier:
-        call = target_pb2_grpc.VerifierStub(channel).Session(timeout=limits.session_timeout_s)
+    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec, limits: StreamLimits = StreamLimits(),
+                   wait_for_ready: bool = False) -> RemoteVerifier:
+        """Open a session; `wait_for_ready`: wait for a replica to come up instead of failing fast."""
+        call = target_pb2_grpc.VerifierStub(channel).Session(timeout=limits.session_timeout_s,
+                                                             wait_for_ready=wait_for_ready)
         session = _Session(call, limits)
         spec = resolved.spec
         request = target_pb2.VerifierRequest(open=codec.spec_to_pb(spec))
@@ -136,10 +147,11 @@ class RemoteDrafter:
         self.block_hidden_size = block_hidden_size  # the draft's d when its blocks carry hidden states
 
     @classmethod
-    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec,
-                   limits: StreamLimits = StreamLimits()) -> RemoteDrafter:
+    async def open(cls, channel: grpc.aio.Channel, resolved: ResolvedSpec, limits: StreamLimits = StreamLimits(),
+                   wait_for_ready: bool = False) -> RemoteDrafter:
         spec = resolved.spec
-        call = draft_pb2_grpc.DrafterStub(channel).Session(timeout=limits.session_timeout_s)
+        call = draft_pb2_grpc.DrafterStub(channel).Session(timeout=limits.session_timeout_s,
+                                                           wait_for_ready=wait_for_ready)
         session = _Session(call, limits)
         response, _, _ = await session.ask(draft_pb2.DrafterRequest(open=codec.spec_to_pb(spec)),
                                            limits.open_timeout_s)

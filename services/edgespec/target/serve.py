@@ -10,13 +10,13 @@ from edgespec.models.batch_engine import BatchEngine
 from edgespec.models.loading import set_threads
 from edgespec.models.presets import load_model
 from edgespec.rpc.server import RunningServer, start_server
+from edgespec.rpc.service_names import VERIFIER_SERVICE
 from edgespec.target.config import TargetConfig
 from edgespec.target.servicer import VerifierServicer
 from edgespec.telemetry.runtime import Telemetry, process_telemetry
-from edgespec.v1 import target_pb2, target_pb2_grpc
+from edgespec.v1 import target_pb2_grpc
 
 log = logging.getLogger(__name__)
-SERVICE = target_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
 
 
 async def start_target(config: TargetConfig, target=None,
@@ -35,7 +35,7 @@ async def start_target(config: TargetConfig, target=None,
 
     def register(server) -> list[str]:
         target_pb2_grpc.add_VerifierServicer_to_server(servicer, server)
-        return [SERVICE]
+        return [VERIFIER_SERVICE]
     try:
         running = await start_server(config.server, register, servicer.telemetry.metrics.count_error)
     except BaseException:

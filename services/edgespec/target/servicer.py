@@ -110,6 +110,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         verifier = LocalVerifier(self.target.model, self.target.vocab_size, ResolvedSpec.of(spec), None,
                                  self.head, self.engine)
         session_id = self.sessions.open(verifier, caller_of(context))
+        self.telemetry.metrics.sessions_opened.labels(service="target").inc()
         try:
             with self.sessions.busy(session_id):
                 prefill_ms = await verifier.prefill()

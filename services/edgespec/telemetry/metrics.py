@@ -34,6 +34,8 @@ class ServiceMetrics:
         self.generated_tokens = Counter("edgespec_generated_tokens", "Tokens committed (all modes)", registry=r)
         self.server_tokens = Counter("edgespec_server_tokens", "Tokens the target generated alone "
                                      "(server-only mode)", registry=r)
+        self.resumes = Counter("edgespec_resumes", "Sessions reopened after a broken stream (target or draft)",
+                               registry=r)
         self.requests = Counter("edgespec_requests", "Finished generations", ["finish_reason"], registry=r)
         self.errors = Counter("edgespec_errors", "RPCs answered with an error status", ["method", "code"],
                               registry=r)
@@ -57,6 +59,8 @@ class ServiceMetrics:
         self.draft_seconds = Histogram("edgespec_draft_seconds", "Draft compute per block",
                                        buckets=MS_BUCKETS, registry=r)
         self.draft_len = Gauge("edgespec_draft_len", "Draft length k of the latest round", registry=r)
+        self.sessions_opened = Counter("edgespec_sessions_opened", "Sessions opened (how round-robin spreads "
+                                       "them over replicas)", ["service"], registry=r)
         self.live_sessions = Gauge("edgespec_live_sessions", "Live sessions", ["service"], registry=r)
         self.kv_cache_used_tokens = Gauge("edgespec_kv_cache_used_tokens", "KV pool positions reserved by live "
                                           "sessions", ["service"], registry=r)

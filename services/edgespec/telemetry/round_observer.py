@@ -110,6 +110,7 @@ class SessionObserver:
     def finish(self, stats: SpecDecodeStats, finish_reason: str, error: BaseException | None) -> None:
         """End the `session` span with the generation's totals. A client that went away ends it as
         "cancelled"; any other exception is the span's error (and is not counted as a request)."""
+        self.metrics.resumes.inc(stats.resumes)
         if isinstance(error, (GeneratorExit, asyncio.CancelledError)):
             error, finish_reason = None, "cancelled"
         if error is not None:
@@ -120,7 +121,7 @@ class SessionObserver:
         self.session_span.set_attributes({
             SpanAttr.GENERATED_TOKENS: stats.generated_tokens, SpanAttr.ROUNDS: stats.rounds,
             SpanAttr.TAU: stats.mean_accepted_length, SpanAttr.FINISH_REASON: finish_reason,
-            SpanAttr.SERVER_TOKENS: stats.server_tokens})
+            SpanAttr.SERVER_TOKENS: stats.server_tokens, SpanAttr.RESUMES: stats.resumes})
         self.session_span.end()
 
     @contextmanager

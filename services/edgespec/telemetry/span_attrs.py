@@ -38,6 +38,7 @@ class SpanAttr:
     GENERATED_TOKENS = "edgespec.generated_tokens"
     ROUNDS = "edgespec.rounds"
     TAU = "edgespec.tau"
+    RESUMES = "edgespec.resumes"                     # sessions reopened after a broken stream
     FINISH_REASON = "edgespec.finish_reason"
 
 

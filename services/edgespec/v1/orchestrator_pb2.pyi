@@ -84,7 +84,7 @@ class Percentiles(_message.Message):
     def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ..., mean: _Optional[float] = ...) -> None: ...
 
 class GenerationStats(_message.Message):
-    __slots__ = ("rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate", "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up", "bytes_down", "draft_ms", "verify_ms", "round_trip_ms", "total_ms", "generated_tokens", "ttft_ms", "server_tokens", "mode_switches", "predrafted_tokens", "relaxed_accepted")
+    __slots__ = ("rounds", "drafted_tokens", "accepted_tokens", "mean_accepted_length", "acceptance_rate", "per_position_accepted", "target_forward_passes", "tokens_per_second", "bytes_up", "bytes_down", "draft_ms", "verify_ms", "round_trip_ms", "total_ms", "generated_tokens", "ttft_ms", "server_tokens", "mode_switches", "predrafted_tokens", "relaxed_accepted", "resumes")
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
     DRAFTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class GenerationStats(_message.Message):
     MODE_SWITCHES_FIELD_NUMBER: _ClassVar[int]
     PREDRAFTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RELAXED_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    RESUMES_FIELD_NUMBER: _ClassVar[int]
     rounds: int
     drafted_tokens: int
     accepted_tokens: int
@@ -125,4 +126,5 @@ class GenerationStats(_message.Message):
     mode_switches: int
     predrafted_tokens: int
     relaxed_accepted: int
-    def __init__(self, rounds: _Optional[int] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., mean_accepted_length: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., per_position_accepted: _Optional[_Iterable[int]] = ..., target_forward_passes: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., bytes_up: _Optional[int] = ..., bytes_down: _Optional[int] = ..., draft_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., verify_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., round_trip_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., total_ms: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., mode_switches: _Optional[int] = ..., predrafted_tokens: _Optional[int] = ..., relaxed_accepted: _Optional[int] = ...) -> None: ...
+    resumes: int
+    def __init__(self, rounds: _Optional[int] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., mean_accepted_length: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., per_position_accepted: _Optional[_Iterable[int]] = ..., target_forward_passes: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., bytes_up: _Optional[int] = ..., bytes_down: _Optional[int] = ..., draft_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., verify_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., round_trip_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., total_ms: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., server_tokens: _Optional[int] = ..., mode_switches: _Optional[int] = ..., predrafted_tokens: _Optional[int] = ..., relaxed_accepted: _Optional[int] = ..., resumes: _Optional[int] = ...) -> None: ...
