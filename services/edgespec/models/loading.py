@@ -18,6 +18,8 @@ from types import MappingProxyType
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from edgespec.models.cpu_budget import cpu_budget
+
 DTYPES = MappingProxyType(
     {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 )
@@ -160,6 +162,8 @@ def output_rows(model: torch.nn.Module) -> int:
 
 
 def set_threads(threads: int) -> None:
-    """Pin torch's intra-op CPU threads (0 leaves torch's default, one per core)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
+    """Pin torch's intra-op CPU threads; 0: torch's default (one per core) capped by the CPU budget
+    (affinity and a container's CPU quota, `cpu_budget`)."""
+    if threads <= 0:
+        threads = min(torch.get_num_threads(), cpu_budget())
+    torch.set_num_threads(threads)

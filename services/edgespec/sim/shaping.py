@@ -9,6 +9,8 @@
   namespace on its loopback. tbf's burst stays far above the veth MTU (1500): a packet larger
   than the burst is dropped silently (the lo/64 KiB-MTU pitfall), so lo is never shaped.
 Applying is idempotent (a sweep re-applies per cell). It does NOT create namespaces or measure.
+The qdisc and nftables building blocks (`netem_qdisc`, `tbf_qdisc`, `nft_loss_rules`) are shared
+with the compose sidecar (`edgespec.sim.edge_link`), so both shape a link the same way.
 """
 
 from __future__ import annotations
@@ -75,25 +77,41 @@ def _tc(ns: str, ifname: str, *qdisc: str) -> str:
     return " ".join(argv)
 
 
+def netem_qdisc(delay_ms: float, jitter_ms: float, loss_pct: float, rate_mbit: float) -> list[str]:
+    """`netem` arguments for one interface's egress: delay +- jitter (uniform), loss, rate."""
+    qdisc = ["netem", "delay", f"{delay_ms:g}ms"]
+    if jitter_ms:
+        qdisc.append(f"{jitter_ms:g}ms")
+    if loss_pct:
+        qdisc += ["loss", f"{loss_pct:g}%"]
+    if rate_mbit:
+        qdisc += ["rate", f"{rate_mbit:g}mbit"]
+    return qdisc
+
+
 def _apply_netem(lab: Lab, shape: LinkShape) -> Shaping:
     # netem's jitter is uniform in +-J: centre it so each direction gets U(rtt/2, rtt/2 + jitter),
     # as the user-space proxy does (netem may reorder jittered packets; the proxy never does).
-    qdisc = ["netem", "delay", f"{(shape.rtt_ms + shape.jitter_ms) / 2:g}ms"]
-    if shape.jitter_ms:
-        qdisc.append(f"{shape.jitter_ms / 2:g}ms")
-    if shape.loss_pct:
-        qdisc += ["loss", f"{shape.loss_pct:g}%"]
-    if shape.rate_mbit:
-        qdisc += ["rate", f"{shape.rate_mbit:g}mbit"]
+    qdisc = netem_qdisc((shape.rtt_ms + shape.jitter_ms) / 2, shape.jitter_ms / 2, shape.loss_pct, shape.rate_mbit)
     commands = tuple(_tc(ns, ifname, *qdisc) for ns, ifname in lab.interfaces().items())
     return Shaping("netem", "tc netem on both veth ends (delay, jitter, loss, rate)", None, commands)
 
 
-def _tbf(rate_mbit: float) -> list[str]:
+def tbf_qdisc(rate_mbit: float) -> list[str]:
+    """`tbf` arguments limiting an egress to `rate_mbit` (empty for 0: unlimited)."""
     if not rate_mbit:
         return []
     burst = max(TBF_MIN_BURST_BYTES, int(rate_mbit * 1e6 / 8 * TBF_BURST_S))
     return ["tbf", "rate", f"{rate_mbit:g}mbit", "burst", str(burst), "latency", f"{TBF_LATENCY_MS}ms"]
+
+
+def nft_loss_rules(table: str, ifname: str, loss_pct: float) -> list[list[str]]:
+    """`nft` argument lists: table `inet TABLE` dropping `loss_pct` % of the packets leaving `ifname`."""
+    threshold = round(loss_pct / 100 * LOSS_SCALE)
+    return [["add", "table", "inet", table],
+            ["add", "chain", "inet", table, "egress", "{ type filter hook output priority 0 ; policy accept ; }"],
+            ["add", "rule", "inet", table, "egress", "oifname", ifname,
+             "numgen", "random", "mod", str(LOSS_SCALE), "<", str(threshold), "drop"]]
 
 
 def _nft_loss(lab: Lab, ns: str, ifname: str, loss_pct: float) -> list[str]:
@@ -102,12 +120,7 @@ def _nft_loss(lab: Lab, ns: str, ifname: str, loss_pct: float) -> list[str]:
     sh(*nft, "delete", "table", "inet", lab.nft_table, check=False)  # idempotent re-apply
     if not loss_pct:
         return []
-    threshold = round(loss_pct / 100 * LOSS_SCALE)
-    commands = [[*nft, "add", "table", "inet", lab.nft_table],
-                [*nft, "add", "chain", "inet", lab.nft_table, "egress",
-                 "{ type filter hook output priority 0 ; policy accept ; }"],
-                [*nft, "add", "rule", "inet", lab.nft_table, "egress", "oifname", ifname,
-                 "numgen", "random", "mod", str(LOSS_SCALE), "<", str(threshold), "drop"]]
+    commands = [[*nft, *rule] for rule in nft_loss_rules(lab.nft_table, ifname, loss_pct)]
     for argv in commands:
         sh(*argv)
     return [" ".join(argv) for argv in commands]
@@ -118,7 +131,7 @@ def _apply_userspace(lab: Lab, shape: LinkShape) -> Shaping:
         raise LabError("--loss needs nftables without netem: apt-get install nftables")
     commands: list[str] = []
     for ns, ifname in lab.interfaces().items():
-        commands.append(_tc(ns, ifname, *_tbf(shape.rate_mbit)))
+        commands.append(_tc(ns, ifname, *tbf_qdisc(shape.rate_mbit)))
         commands += _nft_loss(lab, ns, ifname, shape.loss_pct)
     proxy = LinkSpec(rtt_ms=shape.rtt_ms, jitter_ms=shape.jitter_ms)
     return Shaping("userspace", "tbf on the veth ends (rate), nftables drop rules (loss), user-space "
