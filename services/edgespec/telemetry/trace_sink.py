@@ -80,20 +80,22 @@ class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
 SERVICE = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
 
 
-async def start_sink(out: IO[str], listen: str, ready_file: str | None = None):
-    """Start the receiver; returns (RunningServer, TraceSink)."""
+async def start_sink(out: IO[str], listen: str, ready_file: str | None = None, insecure: bool = False):
+    """Start the receiver; returns (RunningServer, TraceSink). Plaintext: a non-loopback `listen`
+    needs `insecure` (a stand-in collector on a private network, as compose's `jaeger`)."""
     sink = TraceSink(out)
 
     def register(server: grpc.aio.Server) -> list[str]:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
         return [SERVICE]
-    running = await start_server(ServerOptions(listen=listen, ready_file=ready_file, grace_s=1.0), register)
+    running = await start_server(ServerOptions(listen=listen, ready_file=ready_file, grace_s=1.0, insecure=insecure),
+                                 register)
     return running, sink
 
 
-async def serve(out_path: str, listen: str, ready_file: str | None) -> int:
+async def serve(out_path: str, listen: str, ready_file: str | None, insecure: bool = False) -> int:
     with open(out_path, "a", encoding="utf-8") as out:
-        running, sink = await start_sink(out, listen, ready_file)
+        running, sink = await start_sink(out, listen, ready_file, insecure)
         print(f"trace-sink: OTLP/gRPC on {running.address}, appending spans to {out_path} "
               f"(export with OTEL_EXPORTER_OTLP_ENDPOINT=http://{running.address})", flush=True)
         await running.wait_for_signal()
@@ -105,9 +107,11 @@ def add_trace_sink_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default="127.0.0.1:4317", help="HOST:PORT of the OTLP/gRPC receiver")
     p.add_argument("--out", default="spans.jsonl", help="JSONL file spans are appended to")
     p.add_argument("--ready-file", default=None, help="write the bound HOST:PORT here once serving")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow the plaintext receiver on a non-loopback --listen (a private network only)")
 
 
 def run_trace_sink(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(args.out, args.listen, args.ready_file))
+    return asyncio.run(serve(args.out, args.listen, args.ready_file, args.insecure))
 
 
