@@ -3,6 +3,8 @@ class or message (the server logs them); listen addresses are validated before b
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -46,3 +48,39 @@ def test_keepalive_options_gRPC_honours_and_a_ping_policy_that_admits_our_client
         server = dict(_server_options(ServerOptions(keepalive_time_s=keepalive_s)))
         assert server["grpc.http2.min_recv_ping_interval_without_data_ms"] <= sdk["grpc.keepalive_time_ms"] / 2
         assert server["grpc.keepalive_permit_without_calls"] == 1
+
+
+async def test_a_unary_call_the_transport_already_ended_is_not_an_internal_error(caplog):
+    """A request over the size limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
+    handler sees it: the handler's request stream just ends. Answering that call again is
+    impossible, so it must not log an internal error or count one (it used to: abort on a
+    finished call raised, and the second abort logged a traceback and counted INTERNAL)."""
+    import logging
+
+    from edgespec.rpc.server import start_server
+    errors: list[tuple[str, str]] = []
+
+    async def echo(request: bytes, context) -> bytes:
+        return request
+
+    def register(server) -> list[str]:
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "test.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(echo)})])
+        return ["test.Echo"]
+
+    running = await start_server(ServerOptions(max_message_bytes=1024), register,
+                                 lambda method, code: errors.append((method, code)))
+    try:
+        with caplog.at_level(logging.ERROR):
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                unary = channel.unary_unary("/test.Echo/Unary")
+                assert await unary(b"ok", timeout=5) == b"ok"
+                for _ in range(5):
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await unary(bytes(4096), timeout=5)
+                    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                await asyncio.sleep(0.2)   # the handlers of the refused calls have run
+    finally:
+        await running.stop()
+    assert not [e for e in errors if e[1] == "INTERNAL"], errors
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -62,6 +62,21 @@ async def abort_for(exc: Exception, context: grpc.aio.ServicerContext) -> None:
     await context.abort(code, str(exc))
 
 
+async def refuse(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str,
+                 count: Callable[[grpc.StatusCode], None], abort: Callable[[], Awaitable] | None = None) -> None:
+    """Abort the call with `code` (`abort`: how, default `details`) and count it. When gRPC can no
+    longer send a status because the transport already ended the call (a request over the size
+    limit, a client gone), the handler just ends: nothing was answered, so nothing is counted
+    or logged as an error (aborting again would raise "Abort already called!")."""
+    try:
+        await (abort() if abort is not None else context.abort(code, details))
+    except grpc.aio.AbortError:
+        count(code)
+        raise
+    except Exception as exc:  # noqa: BLE001 - grpc's ExecuteBatchError: no status can be sent any more
+        raise asyncio.CancelledError(f"{code.name} not sent: the call had already ended") from exc
+
+
 def _guard(deserializer: Callable | None) -> Callable | None:
     if deserializer is None:
         return None
@@ -83,13 +98,11 @@ async def _checked(requests: AsyncIterator, context: grpc.aio.ServicerContext,
     except StopAsyncIteration:
         return
     except TimeoutError:
-        count(grpc.StatusCode.DEADLINE_EXCEEDED)
-        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                            f"no request message within {first_message_s:g} s of the call's start")
+        await refuse(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                     f"no request message within {first_message_s:g} s of the call's start", count)
     while True:
         if request is MALFORMED:
-            count(grpc.StatusCode.INVALID_ARGUMENT)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request message")
+            await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed request message", count)
         yield request
         request = await anext(requests, _END)
         if request is _END:
@@ -115,8 +128,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
         on_error(method, code.name)
 
     async def fail(exc: Exception, context) -> None:
-        on_error(method, status_of(exc).name)
-        await abort_for(exc, context)
+        await refuse(context, status_of(exc), "", count, lambda: abort_for(exc, context))
 
     async def prepare(requests, context):
         checked = _checked(requests, context, count, first_message_s)
@@ -124,8 +136,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
             return checked
         request = await anext(checked, None)
         if request is None:
-            on_error(method, grpc.StatusCode.INVALID_ARGUMENT.name)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
+            await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message", count)
         return request
 
     if streaming_response:
