@@ -114,3 +114,22 @@ def test_verdict_token_outside_the_vocabulary_is_named():
     for token in (-1, 320):
         with pytest.raises(ValueError, match=f"token: {token} is outside the vocabulary"):
             codec.verdict_from_pb(common_pb2.Verdict(round=0, accepted=0, token=token), 320)
+
+
+def test_an_over_long_prompt_is_refused_before_its_ids_become_python_objects():
+    """A 16 MiB SessionOpen holds 16M prompt ids; turning them into a tuple before the length
+    check cost the target and the Drafter ~130 MB (far more with large ids) per message."""
+    import tracemalloc
+
+    from edgespec.v1 import common_pb2
+    pb = common_pb2.SessionOpen(prompt_token_ids=[300] * 1_000_000, acceptance="exact", max_new_tokens=8)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="prompt_token_ids: 1000000 tokens exceed the limit of 4096"):
+            codec.spec_from_pb(pb, max_prompt_tokens=4096)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert codec.spec_from_pb(common_pb2.SessionOpen(prompt_token_ids=[3, 4], max_new_tokens=8),
+                              max_prompt_tokens=4096).prompt_ids == (3, 4)

@@ -46,6 +46,13 @@ class SamplingParams:
         return self.temperature == 0.0
 
 
+def check_prompt_length(n_tokens: int, max_prompt_tokens: int) -> None:
+    """Raise ValueError when a prompt of `n_tokens` is over the limit (callers check the count
+    before converting a wire message's ids)."""
+    if n_tokens > max_prompt_tokens:
+        raise ValueError(f"prompt_token_ids: {n_tokens} tokens exceed the limit of {max_prompt_tokens}")
+
+
 @dataclass(frozen=True)
 class SessionSpec:
     """What opens a session on the draft and the target alike."""
@@ -62,9 +69,7 @@ class SessionSpec:
         """Raise ValueError naming the field that a server with these limits cannot accept."""
         if not self.prompt_ids:
             raise ValueError("prompt_token_ids: the prompt is empty")
-        if len(self.prompt_ids) > max_prompt_tokens:
-            raise ValueError(f"prompt_token_ids: {len(self.prompt_ids)} tokens exceed the limit "
-                             f"of {max_prompt_tokens}")
+        check_prompt_length(len(self.prompt_ids), max_prompt_tokens)
         bad = next((t for t in self.prompt_ids if not 0 <= t < vocab_size), None)
         if bad is not None:
             raise ValueError(f"prompt_token_ids: {bad} is outside the vocabulary [0, {vocab_size})")

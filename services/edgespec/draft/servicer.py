@@ -55,7 +55,7 @@ class DrafterServicer(draft_pb2_grpc.DrafterServicer):
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("open"):
             raise SessionStateError("open: the first message of a session must be `open`")
-        spec = codec.spec_from_pb(first.open)
+        spec = codec.spec_from_pb(first.open, self.config.max_prompt_tokens)
         spec.check(self.draft.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         drafter = LocalDrafter(self.draft, ResolvedSpec.of(spec), self.executor)
         session_id = self.sessions.open(drafter, caller_of(context))

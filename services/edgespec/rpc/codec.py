@@ -13,7 +13,8 @@ import torch
 from edgespec.core.acceptance_params import AcceptanceParams
 from edgespec.core.stats import SpecDecodeStats
 from edgespec.core.types import (Channel, Distribution, DraftPlan, EntropyStop, Proposal,
-                                  SamplingParams, SessionSpec, SessionStateError, TopQ, Verdict)
+                                  SamplingParams, SessionSpec, SessionStateError, TopQ, Verdict,
+                                  check_prompt_length)
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
 _NUMPY = {common_pb2.DTYPE_FLOAT16: np.float16, common_pb2.DTYPE_FLOAT32: np.float32,
@@ -204,7 +205,11 @@ def spec_to_pb(spec: SessionSpec) -> common_pb2.SessionOpen:
         acceptance_params=acceptance_params_to_pb(spec.acceptance_params))
 
 
-def spec_from_pb(pb: common_pb2.SessionOpen) -> SessionSpec:
+def spec_from_pb(pb: common_pb2.SessionOpen, max_prompt_tokens: int | None = None) -> SessionSpec:
+    """The session spec; with `max_prompt_tokens`, an over-long prompt is refused (ValueError)
+    before its ids become Python objects (a 16 MiB message holds 16M of them)."""
+    if max_prompt_tokens is not None:
+        check_prompt_length(len(pb.prompt_token_ids), max_prompt_tokens)
     return SessionSpec(prompt_ids=tuple(pb.prompt_token_ids), params=sampling_from_pb(pb.sampling),
                        acceptance=pb.acceptance, max_new_tokens=pb.max_new_tokens,
                        send_hidden_states=pb.send_hidden_states, draft_hidden_size=pb.draft_hidden_size,

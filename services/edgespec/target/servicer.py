@@ -105,7 +105,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
             raise SessionStateError("open: the first message of a session must be `open`")
         if self.draining:
             raise ConnectionError("open: the server is draining; open the session elsewhere")
-        spec = codec.spec_from_pb(first.open)
+        spec = codec.spec_from_pb(first.open, self.config.max_prompt_tokens)
         spec.check(self.target.vocab_size, self.config.max_prompt_tokens, self.config.max_new_tokens)
         verifier = LocalVerifier(self.target.model, self.target.vocab_size, ResolvedSpec.of(spec), None,
                                  self.head, self.engine)
