@@ -34,6 +34,10 @@ def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--ready-file", help="write the bound HOST:PORT here once serving")
     p.add_argument("--first-message-timeout", type=float, default=10.0,
                    help="seconds a call may take to send its first request message")
+    p.add_argument("--max-connection-age", type=float, default=None, metavar="SECONDS",
+                   help="close each client connection (GOAWAY) after about this long, so clients behind a load "
+                   "balancer or dns:/// re-balance onto new replicas; its streams get --grace more seconds, then "
+                   "resume elsewhere (default: never)")
     add_server_security_flags(p)
 
 
@@ -136,7 +140,7 @@ def server_options(a: argparse.Namespace) -> ServerOptions:
     return ServerOptions(listen=a.listen, max_message_bytes=a.max_message_bytes, **server_security(a),
                          grace_s=a.grace, keepalive_time_s=a.keepalive_time,
                          keepalive_timeout_s=a.keepalive_timeout, ready_file=a.ready_file,
-                         first_message_timeout_s=a.first_message_timeout)
+                         first_message_timeout_s=a.first_message_timeout, max_connection_age_s=a.max_connection_age)
 
 
 def _model_service(a: argparse.Namespace) -> dict:

@@ -18,6 +18,7 @@ from edgespec.draft.config import DraftConfig
 from edgespec.draft.serve import start_draft
 from edgespec.orchestrator.config import OrchestratorConfig
 from edgespec.orchestrator.serve import start_orchestrator
+from edgespec.rpc.resume import ResumePolicy
 from edgespec.rpc.server import ServerOptions
 from edgespec.rpc.targets import parse_upstream
 from edgespec.target.config import TargetConfig
@@ -231,3 +232,23 @@ async def test_a_generation_resumes_in_every_mode(replicas, tiny_target, options
     if "temperature" not in options:
         assert tokens == _reference(tiny_target, 120)
     assert all(0 <= t < tiny_target.vocab_size for t in tokens)
+
+
+async def test_connections_age_out_and_their_streams_resume(tiny_target, tiny_draft):
+    """--max-connection-age: the target GOAWAYs old connections (clients re-balance); a stream still
+    running after the grace is cut and resumes, with identical greedy output."""
+    aging = dataclasses.replace(FAST, max_connection_age_s=0.3, grace_s=0.1)
+    target = await start_target(TargetConfig(model="tiny", server=aging), tiny_target)
+    orch = OrchestratorConfig(target=target[0].address, tokenizer="tiny", server=FAST,
+                              resume=ResumePolicy(max_resumes=50))
+    draft = await start_draft(DraftConfig(model="tiny", orchestrator=orch, server=FAST),
+                              dataclasses.replace(tiny_draft, eos_token_ids=()))
+    try:
+        async with AsyncClient(draft.running.address, timeout=T) as client:
+            result = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=800, k=2)
+        assert list(result.token_ids) == _reference(tiny_target, 800)
+        assert result.stats.resumes >= 1
+    finally:
+        await draft.running.stop()
+        await draft.shutdown()
+        await stop_target(*target)

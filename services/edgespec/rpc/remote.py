@@ -19,6 +19,7 @@ from edgespec.rpc import codec
 from edgespec.v1 import common_pb2, draft_pb2, draft_pb2_grpc, target_pb2, target_pb2_grpc
 
 WINDOW = 2  # rounds in flight per session, at most
+HIDDEN_STATUS = "Internal error from Core"  # what grpc.aio reports for a write to a stream the server ended
 
 
 class StreamBroken(ConnectionError):
@@ -64,9 +65,13 @@ class _Session:
         try:
             await self.call.write(request)
         except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
-            # the server already ended the stream; grpc.aio may hide its status (grpc#36066)
-            code = await self.call.code()
-            raise StreamBroken(f"upstream: the session stream ended ({code})", code) from exc
+            # The server ended the stream before this write (our requests' own errors come back on
+            # reads). grpc.aio may hide that status behind INTERNAL "Internal error from Core"
+            # (grpc#36066): then it is a stream that ended under us, i.e. UNAVAILABLE.
+            code, details = await self.call.code(), await self.call.details()
+            if code is grpc.StatusCode.INTERNAL and details == HIDDEN_STATUS:
+                code = grpc.StatusCode.UNAVAILABLE
+            raise StreamBroken(f"upstream: the session stream ended ({code.name}: {details})", code) from exc
 
     async def _read(self, timeout_s: float):
         async with asyncio.timeout(timeout_s):  # no task per message, unlike wait_for

@@ -41,11 +41,14 @@ class ServerOptions:
     tls: ServerTls | None = None            # None: plaintext (loopback, or `insecure`)
     auth_tokens: str | None = None          # token file; None: no token auth
     insecure: bool = False                  # allow plaintext on a non-loopback listener
+    max_connection_age_s: float | None = None   # GOAWAY a connection this old (+ grace_s for its streams)
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"listen: expected HOST:PORT with a port in 0..65535, got {self.listen!r}")
+        if self.max_connection_age_s is not None and self.max_connection_age_s <= 0:
+            raise ValueError(f"max_connection_age_s must be > 0, got {self.max_connection_age_s}")
         if self.first_message_timeout_s <= 0:
             raise ValueError(f"first_message_timeout_s must be > 0, got {self.first_message_timeout_s}")
         if self.tls is None and not self.insecure and not is_loopback(self.listen):
@@ -82,7 +85,10 @@ def _server_options(opts: ServerOptions) -> list[tuple[str, int]]:
     ping policy that admits clients configured like ours (pings at half our interval are fine:
     anything stricter answers GOAWAY too_many_pings)."""
     ping_floor_ms = max(500, min(int(opts.keepalive_time_s * 500), CLIENT_PING_FLOOR_MS))
-    return [("grpc.max_receive_message_length", opts.max_message_bytes),
+    age = [] if opts.max_connection_age_s is None else [
+        ("grpc.max_connection_age_ms", int(opts.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(opts.grace_s * 1000))]
+    return [*age, ("grpc.max_receive_message_length", opts.max_message_bytes),
             ("grpc.max_send_message_length", opts.max_message_bytes),
             *keepalive_options(opts.keepalive_time_s, opts.keepalive_timeout_s),
             ("grpc.http2.min_ping_interval_without_data_ms", ping_floor_ms),
