@@ -145,7 +145,7 @@ def test_generate_flags_map_to_sdk_options_and_leave_defaults_to_the_server():
     from edgespec.generate_cli import generate_options
     a = build_parser("generate").parse_args(["generate", "--prompt", "hi", "--k", "3", "--acceptance-param",
                                              "window=3", "--acceptance-param", "entropy_threshold=0.5"])
-    assert generate_options(a) == {"k": 3, "proactive": False, "raw": False,
+    assert generate_options(a) == {"k": 3, "proactive": False, "raw": False, "ignore_eos": False,
                                    "acceptance_params": {"window": 3, "entropy_threshold": 0.5}}
 
 

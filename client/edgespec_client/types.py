@@ -104,6 +104,7 @@ class GenerateOptions(TypedDict, total=False):
     proactive: keep drafting while each verdict is in flight (never changes outputs).
     early_stop: auto's in-round entropy stop, "adaedl", "svip" or "none".
     raw: tokenize `prompt` as is, without the chat template.
+    ignore_eos: generate max_new_tokens, past end-of-sequence tokens (fixed-length load).
     prompt_token_ids: prompt token ids used verbatim, instead of `prompt`.
     """
 
@@ -120,4 +121,5 @@ class GenerateOptions(TypedDict, total=False):
     proactive: bool
     early_stop: str | None
     raw: bool
+    ignore_eos: bool
     prompt_token_ids: Sequence[int] | None

@@ -31,6 +31,7 @@ def add_generate_flags(p: argparse.ArgumentParser, prompt_required: bool = True)
     p.add_argument("--proactive", action="store_true", help="draft ahead while each verdict is in flight")
     p.add_argument("--early-stop", default=None, help="auto's entropy stop: adaedl, svip, none")
     p.add_argument("--raw", action="store_true", help="skip the chat template")
+    p.add_argument("--ignore-eos", action="store_true", help="generate --max-new-tokens, past end-of-sequence")
 
 
 def generate_options(a: argparse.Namespace) -> dict:

@@ -64,3 +64,14 @@ async def test_concurrent_sessions_are_isolated(client, tiny_target, stack):
         assert list(result.token_ids) == _reference(tiny_target, result.prompt_token_ids, 30)
     assert len(stack.target_servicer.sessions) == 0  # every session freed at stream end
     assert len(stack.draft_server.drafter.sessions) == 0
+
+
+async def test_ignore_eos_generates_max_new_tokens(client, tiny_target):
+    """Past end-of-sequence: the output is target-only greedy with no stop token, cut at the length."""
+    prompt_ids = [5, 17, 42, 9, 3]
+    stopped = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=200)
+    assert stopped.finish_reason == "stop" and len(stopped.token_ids) < 200   # this prompt meets an eos
+    result = await client.generate(prompt_token_ids=prompt_ids, max_new_tokens=200, ignore_eos=True)
+    assert result.finish_reason == "length"
+    assert list(result.token_ids) == target_only(tiny_target.model, prompt_ids, 200,
+                                                 (tiny_target.vocab_size + 1,)).token_ids

@@ -70,8 +70,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         try:
             verifier, drafter = await self._open_sessions(resolved.session)
             observer.bind(verifier.session_id)
-            async for step in generate(drafter, verifier, policy, spec.max_new_tokens, self.eos_token_ids,
-                                       channel, observer):
+            stops = () if request.ignore_eos else self.eos_token_ids
+            async for step in generate(drafter, verifier, policy, spec.max_new_tokens, stops, channel, observer):
                 stats.observe(step)
                 finish = step.finish_reason or finish
                 chunk = orchestrator_pb2.Chunk(token_ids=list(step.tokens), text=detok.add(step.tokens),

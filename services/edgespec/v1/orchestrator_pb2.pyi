@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "prompt_token_ids", "raw", "max_new_tokens", "sampling", "acceptance", "draft_length", "k", "k_max", "proactive", "early_stop", "acceptance_params")
+    __slots__ = ("prompt", "prompt_token_ids", "raw", "max_new_tokens", "sampling", "acceptance", "draft_length", "k", "k_max", "proactive", "early_stop", "acceptance_params", "ignore_eos")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class GenerateRequest(_message.Message):
     PROACTIVE_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOP_FIELD_NUMBER: _ClassVar[int]
     ACCEPTANCE_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_EOS_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     prompt_token_ids: _containers.RepeatedScalarFieldContainer[int]
     raw: bool
@@ -33,7 +34,8 @@ class GenerateRequest(_message.Message):
     proactive: bool
     early_stop: str
     acceptance_params: _common_pb2.AcceptanceParams
-    def __init__(self, prompt: _Optional[str] = ..., prompt_token_ids: _Optional[_Iterable[int]] = ..., raw: _Optional[bool] = ..., max_new_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., draft_length: _Optional[str] = ..., k: _Optional[int] = ..., k_max: _Optional[int] = ..., proactive: _Optional[bool] = ..., early_stop: _Optional[str] = ..., acceptance_params: _Optional[_Union[_common_pb2.AcceptanceParams, _Mapping]] = ...) -> None: ...
+    ignore_eos: bool
+    def __init__(self, prompt: _Optional[str] = ..., prompt_token_ids: _Optional[_Iterable[int]] = ..., raw: _Optional[bool] = ..., max_new_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., acceptance: _Optional[str] = ..., draft_length: _Optional[str] = ..., k: _Optional[int] = ..., k_max: _Optional[int] = ..., proactive: _Optional[bool] = ..., early_stop: _Optional[str] = ..., acceptance_params: _Optional[_Union[_common_pb2.AcceptanceParams, _Mapping]] = ..., ignore_eos: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("chunk", "final")
