@@ -245,3 +245,17 @@ def test_scaled_object_drives_the_deployment(tree):
         assert set(re.findall(r"edgespec_\w+", query)) <= ServiceMetrics().names()
     monitor = one(tree, "Service", "edgespec-target-headless")["metadata"]["labels"]
     assert monitor[one(tree, "ServiceMonitor")["spec"]["jobLabel"]] == "edgespec-target"
+
+
+@pytest.mark.parametrize("tree", sorted(TREES))
+def test_connections_age_out_so_devices_reach_new_replicas(tree):
+    """--max-connection-age is set and longer than the drain grace (an aged-out stream gets the
+    grace, then resumes elsewhere); the README's device command names the headless Service in a
+    form the orchestrator's --target accepts."""
+    from edgespec.rpc.targets import parse_upstream
+    args = target_args(tree)
+    assert args.max_connection_age is not None and args.max_connection_age > args.grace
+    headless = next(s for s in of_kind(tree, "Service") if s["spec"].get("clusterIP") == "None")["metadata"]
+    dialled = re.findall(r"--target (dns:///\S+)", (K8S / "README.md").read_text())
+    assert dialled and all(parse_upstream(d).target == d for d in dialled)
+    assert all(d.startswith(f"dns:///{headless['name']}.") for d in dialled)
