@@ -40,6 +40,8 @@ def _lazy_flags(module: str, function: str) -> Callable[[argparse.ArgumentParser
 BENCH_MODES: dict[str, tuple[str, str, str, str]] = {
     "capacity": ("edgespec.bench.capacity", "run_capacity", "add_capacity_flags",
                  "N simulated devices against one target (--sessions, --modes)"),
+    "tls": ("edgespec.bench.tls", "run_tls", "add_tls_flags",
+            "the bench stack plaintext vs TLS + token auth on both hops, interleaved (--tls-passes)"),
 }
 
 
