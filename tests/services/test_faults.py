@@ -156,3 +156,35 @@ async def test_a_draft_fault_mid_generation_fails_fast_and_frees_the_target(spaw
         after = await client.generate(prompt_token_ids=PROMPT, max_new_tokens=32, ignore_eos=True)
     assert list(after.token_ids) == _reference(tiny_target, 32)
     await _until(lambda: target.live("target") == 0 and fresh.live("orchestrator") == 0, FREED_S)
+
+
+CLIENT = """
+import asyncio, sys
+from edgespec_client import AsyncClient
+async def main():
+    async with AsyncClient(sys.argv[1], timeout=600) as client:
+        async for chunk in client.stream(prompt_token_ids=[5, 17, 42, 9, 3], max_new_tokens=3000, ignore_eos=True):
+            print("streaming", flush=True)
+asyncio.run(main())
+"""
+
+
+async def test_a_frozen_sdk_client_has_its_sessions_freed_everywhere(spawn):
+    """SIGSTOP of the SDK's process mid-stream: the draft's keepalive (1 s) ends the generation and
+    both the orchestrator and the target let go of it; the next generation is served."""
+    target = await spawn(*_target())
+    draft = await spawn(*_draft([target]))
+    client = await asyncio.create_subprocess_exec(sys.executable, "-c", CLIENT, draft.address,
+                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert await asyncio.wait_for(client.stdout.readline(), 120.0) == b"streaming\n"
+        assert draft.live("orchestrator") == 1 and target.live("target") == 1
+        client.send_signal(signal.SIGSTOP)
+        await _until(lambda: draft.live("orchestrator") == 0 and draft.live("draft") == 0
+                     and target.live("target") == 0, FREED_S)
+    finally:
+        client.send_signal(signal.SIGCONT)
+        client.kill()
+        await client.wait()
+    async with AsyncClient(draft.address, timeout=60.0) as sdk:
+        assert len((await sdk.generate(prompt_token_ids=PROMPT, max_new_tokens=8, ignore_eos=True)).token_ids) == 8
