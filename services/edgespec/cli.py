@@ -42,6 +42,8 @@ BENCH_MODES: dict[str, tuple[str, str, str, str]] = {
                  "N simulated devices against one target (--sessions, --modes)"),
     "tls": ("edgespec.bench.tls", "run_tls", "add_tls_flags",
             "the bench stack plaintext vs TLS + token auth on both hops, interleaved (--tls-passes)"),
+    "fuzz": ("edgespec.bench.fuzz", "run_fuzz", "add_fuzz_flags",
+             ">= 10,000 malformed / extreme / out-of-order messages at every RPC (tiny preset; --cases)"),
 }
 
 

@@ -20,12 +20,18 @@ DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 READY_TIMEOUT_S = 900.0  # the first start converts the GGUF weights (~30 s) before serving
 
 
-def start_service(role: str, args: list[str], ready_file: pathlib.Path) -> tuple[subprocess.Popen, str]:
-    """Spawn `edgespec ROLE ...` and wait until it has written its bound address."""
+def start_service(role: str, args: list[str], ready_file: pathlib.Path,
+                  log_file: pathlib.Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Spawn `edgespec ROLE ...` and wait until it has written its bound address; `log_file`:
+    where its stdout and stderr go (default: this process's)."""
+    threads = ["--threads", "1"] if role in ("target", "draft") else []  # one core per model process
     cmd = [sys.executable, "-m", "edgespec", role, "--listen", "127.0.0.1:0", "--ready-file", str(ready_file),
-           "--threads", "1", *args]  # one core each: the two processes share the machine
+           *threads, *args]
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
+    log = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115 - the child holds it
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, stdout=log, stderr=log)
+    if log is not None:
+        log.close()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready_file.exists():
         if proc.poll() is not None:

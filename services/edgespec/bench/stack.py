@@ -2,12 +2,18 @@
 (embedded orchestrator) on 127.0.0.1, optionally with an emulated link between them, yielding an
 SDK client: `process_stack` runs them as two processes (the default: device and server never
 share an interpreter), `loopback_stack` in this process over models it is handed (telemetry
-bench, `--in-process`). Not test fixtures."""
+bench, `--in-process`); `server_processes` starts the processes alone (and a standalone
+orchestrator) for the modes that watch or fuzz them (`bench fuzz`, `bench soak`). Not test
+fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import pathlib
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 
 
 @asynccontextmanager
@@ -37,6 +43,48 @@ async def loopback_stack(target, draft, link=None, telemetry: tuple | None = Non
         await stop_target(target_running, target_servicer)
 
 
+@dataclass
+class Servers:
+    """Server processes started by `server_processes`: role -> process and role -> address."""
+
+    procs: dict[str, subprocess.Popen]
+    addresses: dict[str, str]
+    logs: dict[str, pathlib.Path]   # role -> its stdout + stderr (empty: they went to ours)
+
+    def log_lines(self, *words: str) -> dict[str, list[str]]:
+        """Per role, the lines of its log so far that contain any of `words`."""
+        return {role: [line for line in path.read_text(errors="replace").splitlines() if any(w in line for w in words)]
+                for role, path in self.logs.items()}
+
+
+@contextmanager
+def server_processes(model: str, draft_args: Sequence[str] = (), target_args: Sequence[str] = (),
+                     orchestrator_args: Sequence[str] | None = None, logs: bool = False) -> Iterator[Servers]:
+    """`edgespec target`, then `edgespec draft --target` it (embedded orchestrator), and with
+    `orchestrator_args` a standalone `edgespec orchestrator` over both, each its own process on
+    127.0.0.1 (one model thread each); all stopped (SIGTERM, then SIGKILL) on exit. `logs`: their
+    output goes to files (`Servers.logs`, kept until exit) instead of this process's."""
+    from edgespec.demo import start_service, stop_service
+    servers = Servers({}, {}, {})
+    with tempfile.TemporaryDirectory(prefix="edgespec-bench-") as tmp:
+        def start(role: str, args: list[str]) -> str:
+            log = pathlib.Path(tmp, f"{role}.log") if logs else None
+            proc, address = start_service(role, args, pathlib.Path(tmp, role), log)
+            servers.procs[role], servers.addresses[role] = proc, address
+            if log is not None:
+                servers.logs[role] = log
+            return address
+        try:
+            target = start("target", ["--model", model, *target_args])
+            draft = start("draft", ["--model", model, *draft_args, "--target", target])
+            if orchestrator_args is not None:
+                start("orchestrator", ["--target", target, "--draft", draft, *orchestrator_args])
+            yield servers
+        finally:
+            for proc in reversed(servers.procs.values()):
+                stop_service(proc)
+
+
 @asynccontextmanager
 async def process_stack(model: str, runtime: str | None = None, link=None, draft_model: str | None = None,
                         vocab_trim: str | None = None) -> AsyncIterator:
@@ -45,27 +93,17 @@ async def process_stack(model: str, runtime: str | None = None, link=None, draft
     pre-draft while the target verifies); `link` becomes the draft's `--emulate-*` flags. Yields
     an AsyncClient; both processes are stopped on exit."""
     import asyncio
-    import pathlib
-    import tempfile
 
-    from edgespec.demo import start_service, stop_service
     from edgespec_client import AsyncClient
-    draft_args = ["--model", draft_model or model, *(["--runtime", runtime] if runtime else []),
+    draft_args = [*(["--model", draft_model] if draft_model else []), *(["--runtime", runtime] if runtime else []),
                   *(["--vocab-trim", vocab_trim] if vocab_trim else [])]
     if link is not None:
         draft_args += ["--emulate-rtt", str(link.rtt_ms), "--emulate-jitter", str(link.jitter_ms),
                        "--emulate-rate", str(link.rate_mbit)]
-    procs = []
-    with tempfile.TemporaryDirectory(prefix="edgespec-bench-") as tmp:
+    with ExitStack() as stack:
+        servers = await asyncio.to_thread(stack.enter_context, server_processes(model, draft_args))
         try:
-            target, target_addr = await asyncio.to_thread(
-                start_service, "target", ["--model", model], pathlib.Path(tmp, "target"))
-            procs.append(target)
-            draft, draft_addr = await asyncio.to_thread(
-                start_service, "draft", [*draft_args, "--target", target_addr], pathlib.Path(tmp, "draft"))
-            procs.append(draft)
-            async with AsyncClient(draft_addr, timeout=3600) as client:
+            async with AsyncClient(servers.addresses["draft"], timeout=3600) as client:
                 yield client
         finally:
-            for proc in reversed(procs):
-                await asyncio.to_thread(stop_service, proc)
+            await asyncio.to_thread(stack.close)
