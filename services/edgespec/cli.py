@@ -44,6 +44,8 @@ BENCH_MODES: dict[str, tuple[str, str, str, str]] = {
             "the bench stack plaintext vs TLS + token auth on both hops, interleaved (--tls-passes)"),
     "fuzz": ("edgespec.bench.fuzz", "run_fuzz", "add_fuzz_flags",
              ">= 10,000 malformed / extreme / out-of-order messages at every RPC (tiny preset; --cases)"),
+    "soak": ("edgespec.bench.soak", "run_soak", "add_soak_flags",
+             "mixed load for --minutes over the largest --sessions value: errors, greedy parity, RSS/threads/fds"),
 }
 
 
