@@ -1,9 +1,15 @@
 """Fixtures: real gRPC target and draft (+ embedded orchestrator) servers on 127.0.0.1:0 over the
-`tiny` preset, and an SDK client pointed at them."""
+`tiny` preset, and an SDK client pointed at them; `spawn` starts them as real `edgespec` processes
+(1 s keepalive, metrics on a port) for the tests that signal them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import signal
+import sys
+import urllib.request
 
 import grpc
 import pytest
@@ -102,3 +108,52 @@ async def standalone_factory(monkeypatch):
         for channel in channels:
             await channel.close()
         telemetry.close()
+
+
+KEEPALIVE = ["--keepalive-time", "1", "--keepalive-timeout", "1"]
+
+
+class Process:
+    """One edgespec server process: its address, metrics port, and signals."""
+
+    def __init__(self, process: asyncio.subprocess.Process, address: str, metrics: int) -> None:
+        self.process, self.address, self.metrics = process, address, metrics
+
+    def metric(self, name: str, service: str) -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).read().decode()
+        prefix = f'{name}{{service="{service}"}}'
+        return float(next((line for line in text.splitlines() if line.startswith(prefix)), "0 0").split()[-1])
+
+    def live(self, service: str) -> float:
+        return self.metric("edgespec_live_sessions", service)
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+
+@pytest.fixture
+async def spawn(tmp_path, unused_tcp_port_factory):
+    """Start `edgespec ARGS...` processes; each is killed (and continued) at the end."""
+    started: list[Process] = []
+
+    async def start(*args: str) -> Process:
+        ready, metrics = tmp_path / f"{len(started)}.addr", unused_tcp_port_factory()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edgespec", *args, "--listen", "127.0.0.1:0", "--ready-file", str(ready),
+            "--metrics-listen", f"127.0.0.1:{metrics}", *KEEPALIVE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        started.append(Process(process, "", metrics))
+        async with asyncio.timeout(120.0):
+            while not ready.exists():
+                if process.returncode is not None:
+                    raise RuntimeError(f"edgespec {' '.join(args)} exited with {process.returncode}")
+                await asyncio.sleep(0.05)
+        started[-1].address = ready.read_text()
+        return started[-1]
+
+    yield start
+    for p in started:
+        with contextlib.suppress(ProcessLookupError):
+            p.signal(signal.SIGCONT)
+            p.process.kill()
+        await p.process.wait()

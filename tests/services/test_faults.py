@@ -14,11 +14,9 @@ stop (test_robustness), connections aged out mid-stream (test_replicas).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -27,54 +25,10 @@ from edgespec_client import AsyncClient, DeadlineExceededError, UnavailableError
 
 PROMPT = [5, 17, 42, 9, 3]
 LONG = 3000                     # tokens: a generation still running when the fault hits
-KEEPALIVE = ["--keepalive-time", "1", "--keepalive-timeout", "1"]
 SDK_KEEPALIVE = {"grpc.keepalive_time_ms": 1000, "grpc.keepalive_timeout_ms": 1000,
                  "grpc.http2.ping_timeout_ms": 1000}
 FREED_S = 10.0                  # a survivor lets go of a dead peer's sessions within this (keepalive)
 RESUMED_S = 60.0                # the interrupted generation completes within this
-
-
-class Process:
-    """One edgespec server process: its address, metrics port, and signals."""
-
-    def __init__(self, process: asyncio.subprocess.Process, address: str, metrics: int) -> None:
-        self.process, self.address, self.metrics = process, address, metrics
-
-    def live(self, service: str) -> float:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).read().decode()
-        prefix = f'edgespec_live_sessions{{service="{service}"}}'
-        return float(next(line for line in text.splitlines() if line.startswith(prefix)).split()[-1])
-
-    def signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-
-@pytest.fixture
-async def spawn(tmp_path, unused_tcp_port_factory):
-    """Start `edgespec ARGS...` processes; each is killed (and continued) at the end."""
-    started: list[Process] = []
-
-    async def start(*args: str) -> Process:
-        ready, metrics = tmp_path / f"{len(started)}.addr", unused_tcp_port_factory()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edgespec", *args, "--listen", "127.0.0.1:0", "--ready-file", str(ready),
-            "--metrics-listen", f"127.0.0.1:{metrics}", *KEEPALIVE,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        started.append(Process(process, "", metrics))
-        async with asyncio.timeout(120.0):
-            while not ready.exists():
-                if process.returncode is not None:
-                    raise RuntimeError(f"edgespec {' '.join(args)} exited with {process.returncode}")
-                await asyncio.sleep(0.05)
-        started[-1].address = ready.read_text()
-        return started[-1]
-
-    yield start
-    for p in started:
-        with contextlib.suppress(ProcessLookupError):
-            p.signal(signal.SIGCONT)
-            p.process.kill()
-        await p.process.wait()
 
 
 def _target(grace: str = "0.5") -> tuple[str, ...]:
