@@ -20,6 +20,7 @@ def test_summary_ratio_and_parity():
     assert summary["systems"]["plaintext"]["tokens_per_s"] == 3.0
     assert summary["systems"]["TLS + token"]["tokens_per_s"] == 2.0
     assert summary["secured_over_plaintext"] == round(2.0 / 3.0, 4)
+    assert summary["paired_median_ratio"] == 0.75   # prompts a (0.5) and b (1.0)
     assert summary["parity"] == "1/2"   # prompt b differs
 
 
