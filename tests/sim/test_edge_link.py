@@ -28,7 +28,8 @@ def recorded(monkeypatch):
 def test_variables_parse_with_units():
     cfg = EdgeLinkConfig.from_env({**ENV, "EDGE_DELAY": "0.04s"})
     assert (cfg.delay_ms, cfg.jitter_ms, cfg.loss_pct, cfg.rate_mbit) == (40.0, 5.0, 2.5, 0.5)
-    assert EdgeLinkConfig.from_env({}).delay_ms == 0 and EdgeLinkConfig.from_env({"EDGE_RATE": "1gbit"}).rate_mbit == 1000
+    assert EdgeLinkConfig.from_env({}).delay_ms == 0
+    assert EdgeLinkConfig.from_env({"EDGE_RATE": "1gbit"}).rate_mbit == 1000
 
 
 @pytest.mark.parametrize("name, value", [("EDGE_DELAY", "40 parsecs"), ("EDGE_RATE", "fast"),
@@ -41,7 +42,6 @@ def test_bad_variable_is_named(name, value):
 def test_proxy_keeps_the_mean_and_range_of_the_extra_rtt():
     link = EdgeLinkConfig.from_env(ENV).proxy_link()
     assert link == LinkSpec(rtt_ms=35.0, jitter_ms=5.0)  # [35, 45] ms, mean 40: netem's delay 40ms +- 5ms
-    assert link.rtt_ms + 2 * link.jitter_ms / 2 == 40.0
 
 
 def test_netem_shapes_eth0_with_every_variable(recorded):

@@ -202,6 +202,8 @@ async def measure(cfg: EdgeLinkConfig, mechanism: str, target_ip: str) -> dict:
 
 
 async def run(cfg: EdgeLinkConfig) -> None:
+    if os.path.exists(cfg.ready_file):  # a restarted container is not ready until shaped again
+        os.unlink(cfg.ready_file)
     mechanism = choose_mechanism(cfg.mechanism)
     apply, description = MECHANISMS[mechanism]
     host = cfg.target.rsplit(":", 1)[0]
