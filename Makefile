@@ -60,7 +60,7 @@ $(WHEELHOUSE)/debs/Packages: pyproject.toml deploy/images/wheelhouse.sh
 wheelhouse: $(WHEELHOUSE)/debs/Packages
 
 image: $(WHEELHOUSE)/debs/Packages
-	$(DOCKER) build -f deploy/Dockerfile --build-arg WHEELHOUSE=$(WHEELHOUSE) \
+	$(DOCKER) build --network none -f deploy/Dockerfile --build-arg WHEELHOUSE=$(WHEELHOUSE) \
 	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
 
 clean:

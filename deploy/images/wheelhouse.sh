@@ -37,7 +37,7 @@ rm -f "$OUT"/edgespec-*.tar.gz "$OUT"/edgespec-*.whl   # the image installs edge
 if command -v apt-get >/dev/null; then
   mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
       --no-breaks --no-replaces --no-enhances "${DEBS[@]}" | grep -v '^[ <]' | sort -u)
-  ( cd "$OUT/debs" && apt-get download -q "${closure[@]}" >/dev/null )
+  ( cd "$OUT/debs" && apt-get download -q -o APT::Sandbox::User=root "${closure[@]}" >/dev/null )
   "$PYTHON" - "$OUT/debs" <<'PY'
 import hashlib, pathlib, subprocess, sys
 repo = pathlib.Path(sys.argv[1])
