@@ -25,8 +25,10 @@ DEFAULT_TARGET_PORT, DEFAULT_DRAFT_PORT, DEFAULT_ORCHESTRATOR_PORT = 50051, 5005
 
 
 def _server_flags(p: argparse.ArgumentParser, port: int) -> None:
+    from edgespec.rpc.server import MAX_MESSAGE_BYTES
     p.add_argument("--listen", default=f"127.0.0.1:{port}", help="HOST:PORT to serve on (port 0: any)")
-    p.add_argument("--max-message-bytes", type=int, default=16 << 20)
+    p.add_argument("--max-message-bytes", type=int, default=MAX_MESSAGE_BYTES,
+                   help="largest gRPC message taken (default 4 MiB; edgespec's own messages stay under 1 MiB)")
     p.add_argument("--no-reflection", action="store_true", help="disable gRPC server reflection")
     p.add_argument("--grace", type=float, default=5.0, help="seconds live sessions get on shutdown")
     p.add_argument("--keepalive-time", type=float, default=20.0, help="keepalive ping interval, s")

@@ -22,7 +22,11 @@ from edgespec.rpc.errors import ErrorHook, StatusInterceptor, ignore_errors
 from edgespec.rpc.security import ServerTls, is_loopback
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 16 << 20
+# Largest message a server takes. Ours are far smaller (a 4,096-token prompt ~20 KB; a block with
+# 32 hidden states of d = 4096 in fp16 256 KB; a dense residual over a 262k vocabulary 1 MB), and
+# grpc.aio keeps native memory proportional to a refused oversized request (grpc/grpc#43360-like):
+# the cap bounds what one such request can cost.
+MAX_MESSAGE_BYTES = 4 << 20
 CLIENT_PING_FLOOR_MS = 10_000   # half the SDK's 20 s keepalive: a server never GOAWAYs our default clients
 
 

@@ -24,9 +24,9 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import strategies as st
 
+from edgespec.rpc.server import MAX_MESSAGE_BYTES as MESSAGE_LIMIT  # the servers' default --max-message-bytes
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
-MESSAGE_LIMIT = 16 << 20            # the servers' default --max-message-bytes
 PROMPT = (76, 73, 80, 80)           # "hell" in the tiny tokenizer
 RULES = ("exact", "rejection", "fly", "dropmatch", "semantic", "", "nope")
 POLICIES = ("fixed", "heuristic", "adaedl", "svip", "auto", "server", "", "nope")

@@ -77,13 +77,16 @@ class FuzzRun:
                               for role, address in servers.addresses.items()}
         self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fuzz-case")
         self.vocab = self.call(self._info("target")).vocab_size
-        self.victims = Victims(self.channels, servers.addresses)
+        self.victims = self.call(self._victims())   # its calls belong to the fuzz loop: made on it
         self.call(self.victims.start())
         self.stats_before = self.proc_stats()
 
     def call(self, coro, timeout: float | None = None):
         """Run `coro` on the fuzz loop; wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _victims(self) -> Victims:
+        return Victims(self.channels, self.servers.addresses)
 
     async def _channels(self) -> dict[str, grpc.aio.Channel]:
         return {role: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
