@@ -29,5 +29,6 @@ def test_bench_tls_runs_both_stacks(tmp_path):
                  "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "tls.json").read_text())
     assert {r["system"] for r in report["runs"]} == {"plaintext", "TLS + token"}
+    assert all(r["tokens"] == 8 for r in report["runs"])
     assert report["summary"]["parity"] == "1/1"
     assert "TLS + token / plaintext" in (tmp_path / "tls.md").read_text()

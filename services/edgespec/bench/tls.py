@@ -91,6 +91,11 @@ def summarize(runs: list[dict]) -> dict:
             "parity": f"{same}/{len(pairs)}"}
 
 
+def _compact(runs: list[dict]) -> list[dict]:
+    """The runs as the JSON keeps them: token counts, not ids (parity is in the summary)."""
+    return [{**{k: v for k, v in r.items() if k != "token_ids"}, "tokens": len(r["token_ids"])} for r in runs]
+
+
 def to_markdown(meta: dict, summary: dict) -> str:
     lines = [f"# TLS + token auth vs plaintext ({meta['model']}, {meta['prompts']} prompts x {meta['passes']} "
              f"passes, {meta['max_new_tokens']} new tokens, k={meta['k']}, interleaved)", "",
@@ -119,7 +124,7 @@ def run_tls(a: argparse.Namespace) -> int:
             "k": a.k[0]}
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tls.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1))
+    (out / "tls.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": _compact(runs)}, indent=1))
     (out / "tls.md").write_text(to_markdown(meta, summary))
     print(to_markdown(meta, summary))
     return 0
