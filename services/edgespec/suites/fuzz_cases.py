@@ -19,12 +19,12 @@ import struct
 from dataclasses import dataclass
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import strategies as st
 
 from edgespec.rpc.server import MAX_MESSAGE_BYTES as MESSAGE_LIMIT  # the servers' default --max-message-bytes
+from edgespec.suites.fuzz_wire import Case, Field, RawBytes, Send, varint
 from edgespec.v1 import common_pb2, draft_pb2, orchestrator_pb2, target_pb2
 
 PROMPT = (76, 73, 80, 80)           # "hell" in the tiny tokenizer
@@ -67,79 +67,6 @@ RPCS: tuple[Rpc, ...] = (
 BY_NAME = {rpc.name: rpc for rpc in RPCS}
 RPC_WEIGHTS = {"Verifier.Session": 5, "Drafter.Session": 4, "Generate (embedded)": 3, "Generate (standalone)": 2}
 _WEIGHTED_RPCS = tuple(rpc for rpc in RPCS for _ in range(RPC_WEIGHTS.get(rpc.name, 1)))
-
-
-def varint(value: int) -> bytes:
-    """Base-128 varint of `value` modulo 2^64 (negative ints as 10-byte two's complement)."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field written on the wire: `path` the field numbers from the request message down to
-    the leaf (`name` says which field that is), the leaf's wire type and value bytes; `repeat`
-    repeats the value (huge repeated fields and strings with a small repr)."""
-
-    name: str
-    path: tuple[int, ...]
-    wire: int           # 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32
-    body: bytes
-    repeat: int = 1
-
-    def encode(self) -> bytes:
-        leaf = self.path[-1] << 3 | self.wire
-        if self.wire == 2:
-            content = self.body * self.repeat
-            data = varint(leaf) + varint(len(content)) + content
-        else:
-            data = (varint(leaf) + self.body) * self.repeat
-        for number in reversed(self.path[:-1]):
-            data = varint(number << 3 | 2) + varint(len(data)) + data
-        return data
-
-
-@dataclass(frozen=True)
-class Send:
-    """One request message: `message` (None: nothing but the fields) with `fields` appended;
-    `session` "own" / "victim" sets DraftBlock.session_id to this stream's session or to the
-    victim's at send time; then `cut` drops that many trailing bytes and `flips` flips bits."""
-
-    message: Message | None = None
-    fields: tuple[Field, ...] = ()
-    session: str = ""
-    cut: int = 0
-    flips: tuple[int, ...] = ()
-
-    def payload(self, own: str = "", victim: str = "") -> bytes:
-        message = self.message
-        if self.session and message is not None:
-            message = type(message).FromString(message.SerializeToString())
-            message.block.session_id = own if self.session == "own" else victim
-        data = bytearray((message.SerializeToString() if message is not None else b"")
-                         + b"".join(f.encode() for f in self.fields))
-        if self.cut and data:
-            del data[max(0, len(data) - self.cut):]
-        for bit in self.flips:
-            if data:
-                data[bit // 8 % len(data)] ^= 1 << bit % 8
-        return bytes(data)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One call: the RPC, the family, the messages in order; `wait_opened`: read the first answer
-    (the session id) after the first message; the call is half-closed after the last one."""
-
-    family: str
-    rpc: str
-    sends: tuple[Send, ...]
-    wait_opened: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,16 +211,6 @@ def bytes_case(draw, vocab: int = 320) -> Case:
 def _raw(payload: bytes) -> Send:
     """A message that is exactly `payload` (a top-level pseudo-field with an empty path)."""
     return Send(None, (RawBytes(payload),))
-
-
-@dataclass(frozen=True)
-class RawBytes:
-    """Bytes sent as they are (a `Field` look-alike)."""
-
-    body: bytes
-
-    def encode(self) -> bytes:
-        return self.body
 
 
 # ---------------------------------------------------------------------------------------------
