@@ -101,6 +101,9 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--semantic-head", default=None, help="calibrated head file for the `semantic` rule")
     p.add_argument("--kv-cache-tokens", type=int, default=16384,
                    help="KV positions preallocated for all sessions; a session reserves prompt + max_new_tokens + 1")
+    p.add_argument("--kv-cache-memory-fraction", type=float, default=None, metavar="F",
+                   help="on CUDA: size the KV pool to this share (0..1) of the GPU memory free after the model "
+                   "loaded, instead of --kv-cache-tokens")
     p.add_argument("--max-batch-tokens", type=int, default=512, help="most tokens in one batched forward")
     p.add_argument("--max-batch-sessions", type=int, default=64,
                    help="most sessions in one batched forward (1: one session per forward, unbatched)")
@@ -155,7 +158,8 @@ def _model_service(a: argparse.Namespace) -> dict:
 def target_config(a: argparse.Namespace) -> TargetConfig:
     from edgespec.models.engine_config import EngineConfig
     from edgespec.target.config import TargetConfig
-    engine = EngineConfig(kv_cache_tokens=a.kv_cache_tokens, max_batch_tokens=a.max_batch_tokens,
+    engine = EngineConfig(kv_cache_tokens=a.kv_cache_tokens, kv_cache_memory_fraction=a.kv_cache_memory_fraction,
+                          max_batch_tokens=a.max_batch_tokens,
                           max_batch_sessions=a.max_batch_sessions, prefill_chunk=a.prefill_chunk,
                           admission_wait_s=a.admission_wait, gather_ms=a.gather_ms)
     return TargetConfig(**_model_service(a), semantic_head=a.semantic_head, engine=engine)

@@ -201,3 +201,20 @@ async def test_a_loaded_engine_keeps_its_sessions_in_one_step(target, monkeypatc
     else:
         assert max(sizes[1:]) < 3, sizes                             # the split the gathering prevents
     engine.close()
+
+
+def test_pool_sized_from_a_gpu_memory_fraction(target, monkeypatch):
+    """--kv-cache-memory-fraction: free GPU memory x fraction / KV bytes per position (the CUDA
+    query is stubbed: no GPU here); on CPU it is refused, naming the flag's field."""
+    from edgespec.models.kv_pool import bytes_per_token, pool_tokens
+    config, dtype = target.model.config, next(target.model.parameters()).dtype
+    per = bytes_per_token(config, dtype)
+    assert per == 2 * config.num_hidden_layers * config.num_key_value_heads * \
+        (config.hidden_size // config.num_attention_heads) * 4   # fp32 keys and values
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000 * per * 10, 80 << 30))
+    assert pool_tokens(config, dtype, "cuda:0", 16384, 0.25) == 2500
+    assert pool_tokens(config, dtype, "cpu", 16384, None) == 16384
+    with pytest.raises(ValueError, match="^kv_cache_memory_fraction: .* on cpu"):
+        pool_tokens(config, dtype, "cpu", 16384, 0.5)
+    with pytest.raises(ValueError, match="kv_cache_memory_fraction must be in"):
+        EngineConfig(kv_cache_memory_fraction=1.5)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from edgespec.models.engine_config import EngineConfig
-from edgespec.models.kv_pool import KVPool, KVPoolExhausted, Slot
+from edgespec.models.kv_pool import KVPool, KVPoolExhausted, Slot, pool_tokens
 from edgespec.models.ragged_attention import RaggedStep, Segment, install, ragged_forward
 
 
@@ -75,7 +75,9 @@ class BatchEngine:
                  on_step: Callable[[StepRecord], None] | None = None) -> None:
         self.model, self.config, self.on_step = model, config, on_step
         install(model)
-        self.pool = KVPool(model.config, config.kv_cache_tokens, next(model.parameters()).dtype, model.device)
+        dtype = next(model.parameters()).dtype
+        tokens = pool_tokens(model.config, dtype, model.device, config.kv_cache_tokens, config.kv_cache_memory_fraction)
+        self.pool = KVPool(model.config, tokens, dtype, model.device)
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-model")

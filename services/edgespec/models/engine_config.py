@@ -13,6 +13,8 @@ class EngineConfig:
     """How much KV memory to preallocate and how much work one step may take."""
 
     kv_cache_tokens: int = 16384       # KV positions preallocated for all sessions together
+    kv_cache_memory_fraction: float | None = None   # CUDA: size the pool to this share of the GPU's free
+                                                    # memory once the model is loaded (overrides kv_cache_tokens)
     max_batch_tokens: int = 512        # tokens in one step's forward
     max_batch_sessions: int = 64       # sessions in one step (1: one session per forward, unbatched)
     prefill_chunk: int = 256           # most prompt tokens of one session in one step
@@ -26,5 +28,8 @@ class EngineConfig:
         for name in ("kv_cache_tokens", "max_batch_sessions", "prefill_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        fraction = self.kv_cache_memory_fraction
+        if fraction is not None and not 0.0 < fraction < 1.0:
+            raise ValueError(f"kv_cache_memory_fraction must be in (0, 1), got {fraction}")
         if self.admission_wait_s < 0 or self.gather_ms < 0:
             raise ValueError("admission_wait_s and gather_ms must be >= 0")

@@ -36,6 +36,25 @@ def kv_shape(config) -> tuple[int, int, int]:
     return config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads, head_dim
 
 
+def bytes_per_token(config, dtype: torch.dtype) -> int:
+    """KV bytes one position takes over every layer (keys and values)."""
+    layers, kv_heads, head_dim = kv_shape(config)
+    return 2 * layers * kv_heads * head_dim * torch.empty((), dtype=dtype).element_size()
+
+
+def pool_tokens(config, dtype: torch.dtype, device: torch.device | str, tokens: int,
+                memory_fraction: float | None) -> int:
+    """How many positions to preallocate: `tokens`, or with `memory_fraction` that share of the
+    CUDA device's free memory now (after the model loaded) divided by the bytes per position."""
+    if memory_fraction is None:
+        return tokens
+    if torch.device(device).type != "cuda":
+        raise ValueError(f"kv_cache_memory_fraction: sizes the pool from GPU memory, and the model is on "
+                         f"{torch.device(device).type}; give kv_cache_tokens instead")
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, int(free * memory_fraction) // bytes_per_token(config, dtype))
+
+
 class KVPool:
     """`tokens` KV positions for every layer of a model, reserved per session."""
 
@@ -47,7 +66,7 @@ class KVPool:
         # torch.empty: pages are touched (and counted by the OS) only as sessions write them
         self.keys = [torch.empty((kv_heads, tokens, head_dim), dtype=dtype, device=device) for _ in range(layers)]
         self.values = [torch.empty((kv_heads, tokens, head_dim), dtype=dtype, device=device) for _ in range(layers)]
-        self.bytes_per_token = 2 * layers * kv_heads * head_dim * self.keys[0].element_size()
+        self.bytes_per_token = bytes_per_token(config, dtype)
         self._free: list[tuple[int, int]] = [(0, tokens)]   # (start, size), sorted by start
         self.used = 0
 
