@@ -84,3 +84,56 @@ async def test_a_unary_call_the_transport_already_ended_is_not_an_internal_error
         await running.stop()
     assert not [e for e in errors if e[1] == "INTERNAL"], errors
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+class _Request:
+    """A request type whose live instances can be counted (grpc.aio's receiver keeps the last
+    message of a request stream that was not read to its end)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @classmethod
+    def parse(cls, data: bytes) -> _Request:
+        return cls(data)
+
+
+async def test_refused_unary_requests_are_not_kept_and_a_second_message_is_refused():
+    """A unary request served as a stream is read to its end: after 20 refused calls no request
+    object survives (before the fix each one stayed, with its bytes); a raw client sending two
+    messages on a unary method gets INVALID_ARGUMENT naming the rule."""
+    import gc
+
+    from edgespec.rpc.server import start_server
+
+    async def refuse(request: _Request, context):   # an async generator, as Generate is
+        if request.data:
+            raise ValueError("prompt_token_ids: too many")
+        yield b""
+
+    def register(server) -> list[str]:
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Refuse", {
+            "Stream": grpc.unary_stream_rpc_method_handler(refuse, request_deserializer=_Request.parse)})])
+        return ["test.Refuse"]
+
+    running = await start_server(ServerOptions(), register)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            call = channel.unary_stream("/test.Refuse/Stream")
+            for _ in range(20):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async for _ in call(bytes(1 << 16), timeout=5):
+                        pass
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            await asyncio.sleep(0.2)
+            gc.collect()
+            assert sum(isinstance(o, _Request) for o in gc.get_objects()) <= 2   # grpc keeps at most the latest
+            raw = channel.stream_stream("/test.Refuse/Stream")()
+            await raw.write(b"one")
+            await raw.write(b"two")
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await raw.read()
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "exactly one request message" in info.value.details()
+    finally:
+        await running.stop()

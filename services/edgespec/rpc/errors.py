@@ -137,6 +137,15 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, on_error: ErrorHook,
         request = await anext(checked, None)
         if request is None:
             await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message", count)
+        # Read the request stream to its end (a unary client half-closes with its message): until
+        # then grpc.aio's receiver keeps the message, and a refused 4 MiB request would stay in memory.
+        try:
+            extra = await asyncio.wait_for(anext(checked, None), first_message_s)
+        except TimeoutError:
+            extra = _END
+        if extra is not None:
+            await refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                         "a unary call carries exactly one request message, then ends its request stream", count)
         return request
 
     if streaming_response:
