@@ -52,9 +52,22 @@ class Servers:
     logs: dict[str, pathlib.Path]   # role -> its stdout + stderr (empty: they went to ours)
 
     def log_lines(self, *words: str) -> dict[str, list[str]]:
-        """Per role, the lines of its log so far that contain any of `words`."""
-        return {role: [line for line in path.read_text(errors="replace").splitlines() if any(w in line for w in words)]
-                for role, path in self.logs.items()}
+        """Per role, the lines of its log so far that contain any of `words`, each followed by
+        the traceback it starts (the indented frames and the exception line)."""
+        found: dict[str, list[str]] = {}
+        for role, path in self.logs.items():
+            out, in_block = [], False
+            for line in path.read_text(errors="replace").splitlines():
+                if any(word in line for word in words):
+                    out.append(line)
+                    in_block = True
+                elif in_block and (line.startswith(" ") or out[-1].startswith(" ")):
+                    out.append(line)                          # a frame, or the exception line after them
+                    in_block = line.startswith(" ")
+                else:
+                    in_block = False
+            found[role] = out
+        return found
 
 
 @contextmanager
