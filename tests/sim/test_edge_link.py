@@ -15,14 +15,9 @@ ENV = {"EDGE_DELAY": "40ms", "EDGE_JITTER": "5ms", "EDGE_LOSS": "2.5%", "EDGE_RA
 
 
 @pytest.fixture
-def recorded(monkeypatch):
-    calls: list[tuple[str, ...]] = []
-
-    def fake_sh(*argv, check=True, timeout=30.0):
-        calls.append(argv)
-        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
-    monkeypatch.setattr(edge_link, "sh", fake_sh)
-    return calls
+def recorded(record_sh):
+    """Record the commands edge_link would run (every one succeeds)."""
+    return record_sh(edge_link)
 
 
 def test_variables_parse_with_units():

@@ -54,15 +54,9 @@ def test_grid_policies_cross_acceptance_rules():
 
 
 @pytest.fixture
-def recorded(monkeypatch):
+def recorded(record_sh):
     """Record the commands shaping would run (every one succeeds)."""
-    calls: list[tuple[str, ...]] = []
-
-    def fake_sh(*argv, check=True, timeout=30.0):
-        calls.append(argv)
-        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
-    monkeypatch.setattr(shaping, "sh", fake_sh)
-    return calls
+    return record_sh(shaping)
 
 
 def test_netem_mechanism_shapes_both_ends_with_half_the_rtt_plus_jitter(recorded):
