@@ -24,6 +24,7 @@ def add_capacity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                    help="capacity: numbers of concurrent devices N")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="capacity: modes to run")
+    p.add_argument("--device", default="cpu", help="capacity: the target's device (cpu, cuda, cuda:1)")
 
 
 def _engine(mode: str, kv_tokens: int):
@@ -64,7 +65,7 @@ def run_capacity(a: argparse.Namespace) -> int:
     from edgespec.models.prompting import encode_prompt
     torch.set_num_threads(a.threads)
     prompts = load_prompts(a.prompts, per_category=a.per_category)[: a.limit or 8]
-    target = load_model(a.model, "target")
+    target = load_model(a.model, "target", device=a.device)
     draft = load_draft(a.model, DraftRuntimeOptions(runtime=a.runtime, threads=a.threads))
     k, max_new = a.k[0], a.max_new_tokens
     ids = [encode_prompt(target.tokenizer, p.prompt) for p in prompts]
@@ -86,7 +87,7 @@ def run_capacity(a: argparse.Namespace) -> int:
     draft.close()
     meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts), "k": k,
             "max_new_tokens": max_new, "tau": statistics.fmean(r.tau for r in recordings),
-            "torch_threads": a.threads, "torch": torch.__version__,
+            "torch_threads": a.threads, "device": a.device, "torch": torch.__version__,
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "date": time.strftime("%Y-%m-%d %H:%M")}
     markdown = to_markdown(meta, cells)
     payload = {"meta": meta, "cells": cells,
