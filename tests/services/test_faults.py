@@ -14,6 +14,7 @@ stop (test_robustness), connections aged out mid-stream (test_replicas).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -102,8 +103,9 @@ async def test_a_draft_fault_mid_generation_fails_fast_and_frees_the_target(spaw
                 pass
         assert time.monotonic() - hit < FREED_S                  # keepalive, not the 30 s deadline
     await _until(lambda: target.live("target") == 0, FREED_S)   # the target let go of the session
-    draft.signal(signal.SIGCONT)
-    draft.process.kill()
+    with contextlib.suppress(ProcessLookupError):   # kill -9: it may be reaped already
+        draft.signal(signal.SIGCONT)
+        draft.process.kill()
     await draft.process.wait()
     fresh = await spawn(*_draft([target]))                        # the next generation is correct
     async with AsyncClient(fresh.address, timeout=60.0) as client:
