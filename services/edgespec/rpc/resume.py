@@ -80,23 +80,26 @@ class _Resumable(Generic[S]):
         self.offset = 0                  # outer round = inner round + offset
         self.resumes = 0
 
-    async def _resume(self, exc: BaseException, next_round: int) -> None:
-        """Replace the session with one that continues after `self.committed`, or re-raise."""
+    async def _resume(self, exc: BaseException, next_round: int, also: tuple[int, ...] = ()) -> None:
+        """Replace the session with one that continues after `self.committed` + `also` (tokens
+        committed by the request that broke; in the transcript once the new session is open),
+        or re-raise."""
         if not is_resumable(exc) or self.resumes >= self.policy.max_resumes:
             raise exc
         self.resumes += 1
         log.warning("%s stream broke (%s); resuming after %d committed tokens (resume %d of %d)", self.peer,
-                    _describe(exc), len(self.committed), self.resumes, self.policy.max_resumes)
+                    _describe(exc), len(self.committed) + len(also), self.resumes, self.policy.max_resumes)
         await self.session.close()
-        spec, params = self.resolved.spec, self.resolved.spec.params
-        resumed = replace(spec, prompt_ids=spec.prompt_ids + tuple(self.committed),
-                          max_new_tokens=spec.max_new_tokens - len(self.committed),
+        spec, params, committed = self.resolved.spec, self.resolved.spec.params, (*self.committed, *also)
+        resumed = replace(spec, prompt_ids=spec.prompt_ids + committed,
+                          max_new_tokens=spec.max_new_tokens - len(committed),
                           params=replace(params, seed=(params.seed * SEED_MIX + self.resumes) % 2**63))
         try:
             self.session = await self.reopen(replace(self.resolved, spec=resumed))
         except Exception as reopen_failed:  # noqa: BLE001 - no replica within the timeout: the break stands
             log.warning("%s: no session could be reopened (%s)", self.peer, _describe(reopen_failed))
             raise exc from reopen_failed
+        self.committed += also
         self.offset = next_round
 
     async def close(self) -> None:
@@ -146,13 +149,7 @@ class ResumingVerifier(_Resumable):
     async def _resume_before(self, proposal: Proposal, exc: BaseException) -> Proposal:
         """Resume so that `proposal` is the new session's round 0; a correction it carried is
         committed already, so the new session's prompt holds it and the proposal no longer does."""
-        correction = (proposal.correction,) if proposal.correction is not None else ()
-        self.committed += correction
-        try:
-            await self._resume(exc, proposal.round)
-        except BaseException:
-            del self.committed[len(self.committed) - len(correction):]
-            raise
+        await self._resume(exc, proposal.round, (proposal.correction,) if proposal.correction is not None else ())
         self.passes_before, self.passes = self.passes_before + self.passes, 0
         return replace(proposal, correction=None)
 
@@ -195,12 +192,7 @@ class ResumingDrafter(_Resumable):
             if verdict.token is None or self.last is None:
                 raise
             committed = Committed(self.last.tokens[:verdict.accepted] + (verdict.token,))
-            self.committed += committed.tokens
-            try:
-                await self._resume(exc, verdict.round + 1)
-            except BaseException:
-                del self.committed[len(self.committed) - len(committed.tokens):]
-                raise
+            await self._resume(exc, verdict.round + 1, committed.tokens)
         else:
             self.committed += committed.tokens
             if verdict.residual_p is not None:

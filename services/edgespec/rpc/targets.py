@@ -28,9 +28,6 @@ class Upstream:
     target: str
     replicas: int
 
-    def describe(self) -> str:
-        return self.target if self.replicas <= 1 else f"{self.replicas} replicas ({self.target})"
-
 
 def parse_upstream(value: str, flag: str = "target") -> Upstream:
     """`HOST:PORT`, `HOST:PORT,HOST:PORT,...` or a gRPC resolver URI (`dns:///name:port`,

@@ -36,6 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edgespec.net.link import LinkSpec
 from edgespec.net.proxy import DelayProxy, parse_address
 from edgespec.sim.netns import LabError, sh
+from edgespec.sim import shaping
 from edgespec.sim.shaping import netem_qdisc, nft_loss_rules, tbf_qdisc
 
 log = logging.getLogger("edgespec.edge_link")
@@ -133,13 +134,8 @@ MECHANISMS = {
 
 
 def choose_mechanism(requested: str) -> str:
-    """`auto`: netem when the kernel has it, else `userspace`; `netem` insists on it."""
-    if requested == "userspace":
-        return requested
-    has_netem = netem_available()
-    if requested == "netem" and not has_netem:
-        raise LabError("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM); set EDGE_MECHANISM=userspace")
-    return "netem" if has_netem else "userspace"
+    """The sim's choice (`shaping.choose_mechanism`), probing netem in this namespace."""
+    return shaping.choose_mechanism(requested, netem_available, "EDGE_MECHANISM=userspace")
 
 
 async def _resolve(host: str, deadline: float) -> str:

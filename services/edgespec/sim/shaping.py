@@ -50,15 +50,17 @@ def netem_available() -> bool:
         sh("ip", "netns", "del", scratch, check=False)
 
 
-def choose_mechanism(requested: str) -> str:
-    """`auto` picks netem when the kernel has it, else `userspace`; `netem` insists on it."""
+def choose_mechanism(requested: str, probe: Callable[[], bool] | None = None,
+                     instead: str = "--mechanism userspace") -> str:
+    """`auto` picks netem when the kernel has it (`probe`, default `netem_available`), else
+    `userspace`; `netem` insists on it (the error says to use `instead`)."""
     if requested not in ("auto", *MECHANISMS):
         raise ValueError(f"mechanism must be auto, {', '.join(MECHANISMS)}; got {requested!r}")
     if requested == "userspace":
         return requested
-    has_netem = netem_available()
+    has_netem = (probe or netem_available)()
     if requested == "netem" and not has_netem:
-        raise LabError("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM); use --mechanism userspace")
+        raise LabError(f"this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM); use {instead}")
     return "netem" if has_netem else "userspace"
 
 
