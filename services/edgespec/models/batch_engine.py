@@ -224,7 +224,9 @@ class BatchEngine:
                                        work.first_step - work.queued_at_step))
 
     def _step(self, batch: list[tuple[_Work, int]]) -> list:
-        """One forward over the batch (model thread); per work: (logits, hidden) or None."""
+        """One forward over the batch (model thread); per work: (logits, hidden) or (None, None).
+        The LM head runs ONCE over every finished work's wanted rows: on CPU sixteen 5-row head
+        matmuls cost ~3.7x one 80-row matmul (small-M GEMMs re-read the whole vocab matrix)."""
         cpu = time.thread_time()
         segments, ids = [], []
         for work, n in batch:
@@ -233,15 +235,17 @@ class BatchEngine:
         with torch.inference_mode():
             states = ragged_forward(self.model, RaggedStep(self.pool, segments),
                                     torch.tensor(ids, dtype=torch.long, device=self.pool.keys[0].device))
-            outs = []
-            for (work, n), segment in zip(batch, segments):
+            wanted = []   # (index in batch, its rows of `states`)
+            for i, ((work, n), segment) in enumerate(zip(batch, segments)):
                 work.slot.length += n
                 work.done += n
-                if work.done < len(work.ids) or not work.rows:
-                    outs.append((None, None))
-                    continue
-                rows = states[segment.at + n - work.rows: segment.at + n]
-                outs.append((self._logits(rows), rows.float().cpu() if work.hidden else None))
+                if work.done == len(work.ids) and work.rows:
+                    wanted.append((i, states[segment.at + n - work.rows: segment.at + n]))
+            outs: list = [(None, None)] * len(batch)
+            if wanted:
+                logits = self._logits(torch.cat([rows for _, rows in wanted])).split([len(r) for _, r in wanted])
+                for (i, rows), part in zip(wanted, logits):
+                    outs[i] = (part, rows.float().cpu() if batch[i][0].hidden else None)
         self.cpu_s += time.thread_time() - cpu
         return outs
 
