@@ -99,19 +99,34 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     _server_flags(p, DEFAULT_TARGET_PORT)
     _model_flags(p)
     p.add_argument("--semantic-head", default=None, help="calibrated head file for the `semantic` rule")
-    p.add_argument("--kv-cache-tokens", type=int, default=16384,
-                   help="KV positions preallocated for all sessions; a session reserves prompt + max_new_tokens + 1")
+    _engine_flags(p)
+
+
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """The batch engine's flags (target; draft with --batch), defaults from EngineConfig."""
+    from edgespec.models.engine_config import EngineConfig
+    d = EngineConfig()
+    p.add_argument("--kv-cache-tokens", type=int, default=d.kv_cache_tokens,
+                   help="KV positions preallocated for all sessions; a target session reserves prompt + "
+                   "max_new_tokens + 1, a batching draft splits them evenly over its sessions")
     p.add_argument("--kv-cache-memory-fraction", type=float, default=None, metavar="F",
                    help="on CUDA: size the KV pool to this share (0..1) of the GPU memory free after the model "
                    "loaded, instead of --kv-cache-tokens")
-    p.add_argument("--max-batch-tokens", type=int, default=512, help="most tokens in one batched forward")
-    p.add_argument("--max-batch-sessions", type=int, default=64,
+    p.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens, help="most tokens in one batched forward")
+    p.add_argument("--max-batch-sessions", type=int, default=d.max_batch_sessions,
                    help="most sessions in one batched forward (1: one session per forward, unbatched)")
-    p.add_argument("--prefill-chunk", type=int, default=256, help="most prompt tokens of a session per forward")
-    p.add_argument("--admission-wait", type=float, default=5.0,
+    p.add_argument("--prefill-chunk", type=int, default=d.prefill_chunk, help="most prompt tokens of a session per forward")
+    p.add_argument("--admission-wait", type=float, default=d.admission_wait_s,
                    help="seconds a new session waits for KV room before RESOURCE_EXHAUSTED")
-    p.add_argument("--gather-ms", type=float, default=50.0, help="under load, most ms a step waits for the "
+    p.add_argument("--gather-ms", type=float, default=d.gather_ms, help="under load, most ms a step waits for the "
                    "sessions the last step served (capped at 10%% of a step)")
+
+
+def engine_config(a: argparse.Namespace):
+    from edgespec.models.engine_config import EngineConfig
+    return EngineConfig(kv_cache_tokens=a.kv_cache_tokens, kv_cache_memory_fraction=a.kv_cache_memory_fraction,
+                        max_batch_tokens=a.max_batch_tokens, max_batch_sessions=a.max_batch_sessions,
+                        prefill_chunk=a.prefill_chunk, admission_wait_s=a.admission_wait, gather_ms=a.gather_ms)
 
 
 def _orchestrator_defaults():
@@ -156,13 +171,8 @@ def _model_service(a: argparse.Namespace) -> dict:
 
 
 def target_config(a: argparse.Namespace) -> TargetConfig:
-    from edgespec.models.engine_config import EngineConfig
     from edgespec.target.config import TargetConfig
-    engine = EngineConfig(kv_cache_tokens=a.kv_cache_tokens, kv_cache_memory_fraction=a.kv_cache_memory_fraction,
-                          max_batch_tokens=a.max_batch_tokens,
-                          max_batch_sessions=a.max_batch_sessions, prefill_chunk=a.prefill_chunk,
-                          admission_wait_s=a.admission_wait, gather_ms=a.gather_ms)
-    return TargetConfig(**_model_service(a), semantic_head=a.semantic_head, engine=engine)
+    return TargetConfig(**_model_service(a), semantic_head=a.semantic_head, engine=engine_config(a))
 
 
 def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> OrchestratorConfig:
@@ -181,7 +191,8 @@ def draft_config(a: argparse.Namespace) -> DraftConfig:
     from edgespec.draft.config import DraftConfig
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
                        orchestrator=orchestrator_config(a, tokenizer=a.model),
-                       vocab_trim=a.vocab_trim, runtime=a.runtime, draft_threads=a.draft_threads)
+                       vocab_trim=a.vocab_trim, runtime=a.runtime, draft_threads=a.draft_threads,
+                       engine=engine_config(a) if a.batch else None)
 
 
 def run_target(a: argparse.Namespace) -> int:
@@ -225,6 +236,10 @@ def add_draft_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab-trim", default=None,
                    help="trim file (`edgespec vocabtrim build`): keep only its tokens in the draft head")
     _draft_runtime_flags(p)
+    p.add_argument("--batch", action="store_true",
+                   help="batch the draft steps of all sessions in one engine (the --kv-cache-tokens and "
+                   "--max-batch-* flags size it); pays once many sessions draft at once (8+ on one CPU thread)")
+    _engine_flags(p)
 
 
 def add_target_flags(p: argparse.ArgumentParser) -> None:

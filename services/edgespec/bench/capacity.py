@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import platform
 import statistics
 import time
 
 MODES = ("batched", "unbatched", "server-only")
+DRAFT_MODES = ("batched", "unbatched")   # `--side draft`: `edgespec draft --batch` or private contexts
 
 
 def add_capacity_flags(p: argparse.ArgumentParser) -> None:
@@ -25,6 +27,9 @@ def add_capacity_flags(p: argparse.ArgumentParser) -> None:
                    help="capacity: numbers of concurrent devices N")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="capacity: modes to run")
     p.add_argument("--device", default="cpu", help="capacity: the target's device (cpu, cuda, cuda:1)")
+    p.add_argument("--side", choices=("target", "draft"), default="target",
+                   help="capacity: load the target (devices replay recorded proposals) or the draft service "
+                   "(devices replay recorded verdicts; batched = `edgespec draft --batch`)")
 
 
 def _engine(mode: str, kv_tokens: int):
@@ -52,6 +57,31 @@ async def _cell(target, recordings, mode: str, n: int, max_new: int, kv_tokens: 
     return summarize(mode, n, results, seconds, steps, cpu_s)
 
 
+async def _draft_cell(draft, recordings, mode: str, n: int, k: int, max_new: int, kv_tokens: int) -> dict:
+    """Start a draft service for this mode, run N devices' sessions against it, stop it; one row.
+    CPU is the whole process's (the devices' clients included, the same in both modes)."""
+    from edgespec.bench.capacity_report import summarize
+    from edgespec.draft.config import DraftConfig
+    from edgespec.draft.fleet import run_draft_devices
+    from edgespec.draft.serve import start_draft
+    from edgespec.models.engine_config import EngineConfig
+    sessions = max(n, 16)
+    config = DraftConfig(model="loaded", embed_orchestrator=False, max_sessions=sessions,
+                         engine=EngineConfig(kv_cache_tokens=sessions * kv_tokens) if mode == "batched" else None)
+    server, mark = await start_draft(config, draft), {}
+    engine = server.engine
+    try:
+        results, seconds = await run_draft_devices(
+            server.running.address, recordings, n, k, max_new,
+            lambda: mark.update(step=engine.step_count if engine else 0, cpu=time.process_time()))
+        cpu_s = time.process_time() - mark["cpu"]
+        steps = [s for s in engine.steps if s.index >= mark["step"]] if engine else []
+    finally:
+        await server.running.stop()
+        await server.shutdown()
+    return summarize(mode, n, results, seconds, steps, cpu_s)
+
+
 def run_capacity(a: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -73,19 +103,26 @@ def run_capacity(a: argparse.Namespace) -> int:
     async def main() -> tuple[list, list[dict]]:
         recordings = [await record(target, draft, p.id, i, k, max_new)
                       for p, i in tqdm(list(zip(prompts, ids)), desc="record", unit="prompt")]
-        kv_tokens = max(a.sessions) * (max(len(i) for i in ids) + max_new + 1)
-        await _cell(target, recordings, "batched", 1, max_new, kv_tokens)   # warm-up, not reported
-        cells, bar = [], tqdm(total=len(a.sessions) * len(a.modes), desc="capacity", unit="run")
+        if a.side == "draft":    # a session's draft context: prompt, budget, a block and a pre-drafted one
+            session_tokens = max(len(i) for i in ids) + max_new + 2 * 32 + 2
+            cell = functools.partial(_draft_cell, draft, recordings, k=k, max_new=max_new, kv_tokens=session_tokens)
+        else:
+            kv_tokens = max(a.sessions) * (max(len(i) for i in ids) + max_new + 1)
+            cell = functools.partial(_cell, target, recordings, max_new=max_new, kv_tokens=kv_tokens)
+        modes = [m for m in a.modes if a.side == "target" or m in DRAFT_MODES]
+        await cell("batched", 1)   # warm-up, not reported
+        cells, bar = [], tqdm(total=len(a.sessions) * len(modes), desc="capacity", unit="run")
         for n in a.sessions:              # modes interleaved at each N
-            for mode in a.modes:
-                cells.append(await _cell(target, recordings, mode, n, max_new, kv_tokens))
+            for mode in modes:
+                cells.append(await cell(mode, n))
                 bar.set_postfix(N=n, mode=mode, tok_s=f"{cells[-1]['tokens_per_s']:.1f}")
                 bar.update()
         bar.close()
         return recordings, cells
     recordings, cells = asyncio.run(main())
     draft.close()
-    meta = {"model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts), "k": k,
+    meta = {"side": a.side, "model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
+            "k": k,
             "max_new_tokens": max_new, "tau": statistics.fmean(r.tau for r in recordings),
             "torch_threads": a.threads, "device": a.device, "torch": torch.__version__,
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "date": time.strftime("%Y-%m-%d %H:%M")}
@@ -93,7 +130,8 @@ def run_capacity(a: argparse.Namespace) -> int:
     payload = {"meta": meta, "cells": cells,
                "recordings": [{"prompt_id": r.prompt_id, "prompt_tokens": len(r.prompt_ids), "rounds": len(r.blocks),
                                "tau": r.tau} for r in recordings]}
-    wrote = write_outputs(a.out, "capacity", payload, markdown, lambda path: plot(cells, path))
+    name = "capacity" if a.side == "target" else "capacity-draft"
+    wrote = write_outputs(a.out, name, payload, markdown, lambda path: plot(cells, path))
     print(markdown)
     print(wrote)
     return 0

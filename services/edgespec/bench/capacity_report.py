@@ -35,24 +35,34 @@ def summarize(mode: str, n: int, results: list, seconds: float, steps: list, cpu
 
 
 def to_markdown(meta: dict, cells: list[dict]) -> str:
-    lines = [f"# edgespec bench capacity — {meta['model']}", "",
+    draft_side = meta.get("side") == "draft"
+    lines = [f"# edgespec bench capacity{' --side draft' if draft_side else ''} — {meta['model']}", "",
              f"{meta['target']} target, {meta['draft']} proposals recorded on {meta['prompts']} prompts "
              f"(greedy `exact`, k={meta['k']}, {meta['max_new_tokens']} new tokens, recorded tau "
              f"{meta['tau']:.2f}); torch threads {meta['torch_threads']}; {meta['machine']}; {meta['date']}.",
-             "Devices replay the recorded blocks through the real gRPC target (no draft model runs while "
-             "measuring); server-only devices have the target generate every token. Clock starts once every "
-             "session is open (prefill excluded). CPU = the engine's model thread. Round = one verify round "
-             "(server-only: one token). Parity = replayed verdicts equal to the recorded ones (target alone).", "",
+             DRAFT_HOW if draft_side else TARGET_HOW, "",
              "| mode | N | tok/s (all) | tok/s per device | round p50 ms | round p99 ms | sessions/step "
-             "| tokens/step | target CPU ms/token | parity |",
+             f"| tokens/step | {'process' if draft_side else 'target'} CPU ms/token | parity |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in cells:
         parity = "—" if c["parity"] is None else f"{c['parity']:.3f}"
+        batch = f"{c['batch_sessions']:.1f} | {c['batch_tokens']:.1f}" if c["steps"] else "— | —"   # no engine
         lines.append(f"| {c['mode']} | {c['sessions']} | {c['tokens_per_s']:.1f} | {c['per_device_tokens_per_s']:.2f} "
-                     f"| {c['round_p50_ms']:.0f} | {c['round_p99_ms']:.0f} | {c['batch_sessions']:.1f} "
-                     f"| {c['batch_tokens']:.1f} | {c['cpu_s_per_token'] * 1e3:.1f} | {parity} |")
+                     f"| {c['round_p50_ms']:.0f} | {c['round_p99_ms']:.0f} | {batch} "
+                     f"| {c['cpu_s_per_token'] * 1e3:.1f} | {parity} |")
     lines += ["", *_ratios(cells)]
     return "\n".join(lines) + "\n"
+
+
+TARGET_HOW = ("Devices replay the recorded blocks through the real gRPC target (no draft model runs while "
+              "measuring); server-only devices have the target generate every token. Clock starts once every "
+              "session is open (prefill excluded). CPU = the engine's model thread. Round = one verify round "
+              "(server-only: one token). Parity = replayed verdicts equal to the recorded ones (target alone).")
+DRAFT_HOW = ("Devices' sessions propose k-token blocks through the real gRPC Drafter and commit the verdicts "
+             "the recorded run got (no target model runs while measuring); batched = `edgespec draft --batch` "
+             "(one engine, a llama.cpp sequence per session), unbatched = a private context per session on one "
+             "model thread. Clock starts once every session is open. CPU = the whole process, clients included. "
+             "Round = propose + commit. Parity = proposals equal to the recorded ones.")
 
 
 def _ratios(cells: list[dict]) -> list[str]:

@@ -3,6 +3,7 @@ SDK-facing `edgespec.v1.Orchestrator` in the same process (the edge deployment: 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,9 @@ from dataclasses import dataclass, replace
 
 from edgespec.draft.config import DraftConfig
 from edgespec.draft.servicer import DrafterServicer
+from edgespec.models.batch_engine import BatchEngine
 from edgespec.models.draft_runtime import DraftRuntimeOptions, LoadedDraft, load_draft
+from edgespec.models.engine_sequence import EngineSequence
 from edgespec.models.loading import set_threads
 from edgespec.net.link import LinkSpec
 from edgespec.net.proxy import DelayProxy, parse_address
@@ -33,6 +36,7 @@ class DraftServer:
     running: RunningServer
     drafter: DrafterServicer
     resources: AsyncExitStack
+    engine: BatchEngine | None = None   # the shared draft engine (with `--batch`)
 
     async def shutdown(self) -> None:
         await self.drafter.shutdown()
@@ -62,6 +66,21 @@ def runtime_options(config: DraftConfig) -> DraftRuntimeOptions:
                                dtype=config.dtype, device=config.device)
 
 
+def batching_draft(draft: LoadedDraft, config: DraftConfig, telemetry: Telemetry,
+                   resources: AsyncExitStack) -> tuple[LoadedDraft, BatchEngine, int]:
+    """`draft` with its sessions opened in one batch engine (closed by `resources` before the
+    model), the engine, and how many sessions may draft at once (Drafter streams + embedded
+    generations); each session blocks its own worker thread on the engine, which batches them."""
+    if draft.runner is None:
+        raise ValueError(f"batch: the {draft.runtime} draft runtime cannot batch sessions")
+    sessions = config.max_sessions + (config.orchestrator.max_sessions if config.embed_orchestrator else 0)
+    engine = BatchEngine(draft.runner(config.engine, sessions), config.engine,
+                         on_step=telemetry.metrics.observe_engine_step)
+    resources.callback(engine.close)
+    telemetry.metrics.watch_kv_pool(engine.pool, "draft")
+    return replace(draft, open_sequence=EngineSequence.opener(engine, asyncio.get_running_loop())), engine, sessions
+
+
 async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
                       telemetry: Telemetry | None = None) -> DraftServer:
     """Start a draft server (loading the model unless `draft` is given; telemetry from the config
@@ -70,11 +89,16 @@ async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
     if draft is None:
         draft = load_draft(config.model, runtime_options(config))
         resources.callback(draft.close)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
-    resources.callback(executor.shutdown, wait=True)  # before the model it runs on is freed
     if telemetry is None:
         telemetry = Telemetry(config.telemetry)
         resources.callback(telemetry.close)
+    engine = None
+    if config.engine is None:   # every session's forwards on one model thread, each its own context
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draft-model")
+    else:
+        draft, engine, sessions = batching_draft(draft, config, telemetry, resources)
+        executor = ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="draft-session")
+    resources.callback(executor.shutdown, wait=True)  # before the model it runs on is freed
     drafter = DrafterServicer(draft, config, executor, telemetry)
     orchestrator = None
     if config.embed_orchestrator:
@@ -95,7 +119,7 @@ async def start_draft(config: DraftConfig, draft: LoadedDraft | None = None,
         await resources.aclose()
         raise
     drafter.start()
-    return DraftServer(running, drafter, resources)
+    return DraftServer(running, drafter, resources, engine)
 
 
 async def serve(config: DraftConfig, link: LinkSpec | None = None) -> None:

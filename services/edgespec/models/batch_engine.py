@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 import torch
 
 from edgespec.models.engine_config import EngineConfig
-from edgespec.models.kv_pool import KVPool, KVPoolExhausted, Slot, pool_tokens
-from edgespec.models.ragged_attention import RaggedStep, Segment, install, ragged_forward
+from edgespec.models.kv_pool import KVPoolExhausted, Slot
+from edgespec.models.step_runner import StepFeed, StepRunner
+from edgespec.models.torch_runner import TorchRunner
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,16 @@ class _Work:
 
 
 class BatchEngine:
-    """Continuous batching of forwards over one model and one preallocated KV pool."""
+    """Continuous batching of forwards over one model runtime and its KV slots: a torch module
+    (wrapped in a `TorchRunner`) or any `StepRunner`."""
 
-    def __init__(self, model: torch.nn.Module, config: EngineConfig = EngineConfig(),
+    def __init__(self, model: torch.nn.Module | StepRunner, config: EngineConfig = EngineConfig(),
                  on_step: Callable[[StepRecord], None] | None = None) -> None:
-        self.model, self.config, self.on_step = model, config, on_step
-        install(model)
-        dtype = next(model.parameters()).dtype
-        tokens = pool_tokens(model.config, dtype, model.device, config.kv_cache_tokens, config.kv_cache_memory_fraction)
-        self.pool = KVPool(model.config, tokens, dtype, model.device)
-        self.lm_head = model.get_output_embeddings()
-        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.config, self.on_step = config, on_step
+        self.runner: StepRunner = model if isinstance(model, StepRunner) else TorchRunner(model, config)
+        self.pool = self.runner.pool
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-model")
+        self.closed = False
         self.queue: list[_Work] = []
         self.steps: deque[StepRecord] = deque(maxlen=4096)   # the latest steps (benchmarks, tests)
         self.step_count = 0
@@ -93,8 +92,8 @@ class BatchEngine:
     # --- KV admission ---
     async def reserve(self, tokens: int) -> Slot:
         """A slot for `tokens` positions; waits up to `admission_wait_s` for room, then raises."""
-        if tokens > self.pool.tokens:
-            raise KVPoolExhausted(self._full(tokens, "more than the whole pool"))
+        if tokens > self.pool.max_slot:
+            raise KVPoolExhausted(self._full(tokens, f"a session's slot holds at most {self.pool.max_slot}"))
         slot = self.pool.allocate(tokens)
         if slot is None:
             room = self._condition()
@@ -224,40 +223,26 @@ class BatchEngine:
                                        work.first_step - work.queued_at_step))
 
     def _step(self, batch: list[tuple[_Work, int]]) -> list:
-        """One forward over the batch (model thread); per work: (logits, hidden) or (None, None).
-        The LM head runs ONCE over every finished work's wanted rows: on CPU sixteen 5-row head
-        matmuls cost ~3.7x one 80-row matmul (small-M GEMMs re-read the whole vocab matrix)."""
+        """One runner step over the batch (model thread); per work: (logits, hidden) or (None, None)."""
         cpu = time.thread_time()
-        segments, ids = [], []
+        feeds = []
         for work, n in batch:
-            segments.append(Segment(work.slot, work.slot.length, n, len(ids)))
-            ids.extend(work.ids[work.done:work.done + n])
-        with torch.inference_mode():
-            states = ragged_forward(self.model, RaggedStep(self.pool, segments),
-                                    torch.tensor(ids, dtype=torch.long, device=self.pool.keys[0].device))
-            wanted = []   # (index in batch, its rows of `states`)
-            for i, ((work, n), segment) in enumerate(zip(batch, segments)):
-                work.slot.length += n
-                work.done += n
-                if work.done == len(work.ids) and work.rows:
-                    wanted.append((i, states[segment.at + n - work.rows: segment.at + n]))
-            outs: list = [(None, None)] * len(batch)
-            if wanted:
-                logits = self._logits(torch.cat([rows for _, rows in wanted])).split([len(r) for _, r in wanted])
-                for (i, rows), part in zip(wanted, logits):
-                    outs[i] = (part, rows.float().cpu() if batch[i][0].hidden else None)
+            last = work.done + n == len(work.ids)
+            feeds.append(StepFeed(work.slot, work.ids[work.done:work.done + n], work.rows if last else 0,
+                                  work.hidden))
+        outs = self.runner.run(feeds)
+        for work, n in batch:
+            work.slot.length += n
+            work.done += n
         self.cpu_s += time.thread_time() - cpu
         return outs
 
-    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
-        logits = self.lm_head(rows).float()
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits.cpu()
-
     def close(self) -> None:
-        """Stop the model thread (the pool goes with the engine)."""
+        """Stop the model thread and close the runner (the pool goes with it); idempotent."""
         for work in self.queue:
             work.future.cancel()
         self.queue.clear()
-        self.executor.shutdown(wait=False)
+        if not self.closed:
+            self.closed = True
+            self.executor.submit(self.runner.close)   # on the model thread, after any step in flight
+            self.executor.shutdown(wait=True)         # so the model outlives every use of it

@@ -45,6 +45,8 @@ class LoadedDraft:
     open_sequence: Callable[[list[int], int, bool], Any]  # (prompt ids, max tokens, hidden) -> sequence
     close: Callable[[], None] = lambda: None
     model: Any = None   # the torch module (torch runtime only: HF baselines, calibration)
+    runner: Callable[[Any, int], Any] | None = None   # (EngineConfig, sessions) -> a StepRunner for a
+                                                      # batch engine shared by sessions (draft batching)
 
     def check(self, spec: SessionSpec) -> None:
         """Refuse at session open what this runtime cannot supply (ValueError names the field)."""
@@ -74,12 +76,14 @@ class DraftRuntimeOptions:
 def torch_draft(loaded: presets.LoadedModel) -> LoadedDraft:
     """A torch draft model (`presets.load_model(..., "draft")`) as a LoadedDraft."""
     from edgespec.models.kv_sequence import KVSequence
+    from edgespec.models.torch_runner import TorchRunner
     model = loaded.model
     return LoadedDraft(
         name=loaded.name, runtime="torch", tokenizer=loaded.tokenizer, vocab_size=loaded.vocab_size,
         hidden_size=loaded.hidden_size, eos_token_ids=loaded.eos_token_ids,
         capabilities=DraftCapabilities(),
-        open_sequence=lambda prompt_ids, _max_tokens, _hidden: KVSequence(model, prompt_ids), model=model)
+        open_sequence=lambda prompt_ids, _max_tokens, _hidden: KVSequence(model, prompt_ids), model=model,
+        runner=lambda config, _sessions: TorchRunner(model, config))
 
 
 def _load_torch(spec: str, options: DraftRuntimeOptions) -> LoadedDraft:
@@ -104,6 +108,7 @@ def draft_gguf(spec: str) -> Path:
 
 def _load_llamacpp(spec: str, options: DraftRuntimeOptions) -> LoadedDraft:
     from edgespec.models.llamacpp import LlamaCppModel
+    from edgespec.models.llamacpp_runner import LlamaCppRunner
     if options.vocab_trim is not None:
         raise ValueError("vocab_trim: the llamacpp runtime computes the full head; use --runtime torch to trim it")
     if options.device != "cpu":
@@ -115,7 +120,8 @@ def _load_llamacpp(spec: str, options: DraftRuntimeOptions) -> LoadedDraft:
     return LoadedDraft(
         name=name, runtime="llamacpp", tokenizer=tokenizer, vocab_size=model.vocab_size,
         hidden_size=model.hidden_size, eos_token_ids=presets.stop_token_ids(spec, tokenizer),
-        capabilities=DraftCapabilities(), open_sequence=model.sequence, close=model.close)
+        capabilities=DraftCapabilities(), open_sequence=model.sequence, close=model.close,
+        runner=lambda config, sessions: LlamaCppRunner(model, config, sessions))
 
 
 DRAFT_RUNTIMES: MappingProxyType[str, Callable[[str, DraftRuntimeOptions], LoadedDraft]] = MappingProxyType(

@@ -95,5 +95,10 @@ class KVPool:
         self.used -= slot.capacity
         slot.capacity = slot.length = 0
 
+    @property
+    def max_slot(self) -> int:
+        """The largest slot this pool could ever hand out (all of it)."""
+        return self.tokens
+
     def largest_free(self) -> int:
         return max((size for _, size in self._free), default=0)

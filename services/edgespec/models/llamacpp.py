@@ -149,29 +149,41 @@ class LlamaCppSequence:
             chunk = ids[start:start + step]
             last = start + len(chunk) == len(ids)
             out = outputs and (last or not last_only)   # this chunk's rows are wanted
-            self._fill(chunk, out, last_row_only=last_only)
-            status = self.lib.llama_decode(self.ctx, self.batch)
-            if status != 0:
-                raise RuntimeError(f"llama_decode failed with status {status}")
+            wanted = [out and (not last_only or i == len(chunk) - 1) for i in range(len(chunk))]
+            rows = decode(self.owner, self.ctx, self.batch, [(t, self.cache_len + i, 0, w)
+                                                             for i, (t, w) in enumerate(zip(chunk, wanted))], hidden)
             self.cache_len += len(chunk)
-            n = 1 if last_only else len(chunk)
             if out:
-                logits.append(self._rows(self.lib.llama_get_logits(self.ctx), n, self.owner.vocab_size))
+                logits.append(rows[0])
             if out and hidden:
-                states.append(self._rows(self.lib.llama_get_embeddings(self.ctx), n, self.owner.hidden_size))
+                states.append(rows[1])
         return logits, states
 
-    def _fill(self, chunk: list[int], outputs: bool, last_row_only: bool = False) -> None:
-        batch, base = self.batch, self.cache_len
-        batch.n_tokens = len(chunk)
-        for i, token in enumerate(chunk):
-            batch.token[i] = token
-            batch.pos[i] = base + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = outputs and (not last_row_only or i == len(chunk) - 1)
 
-    @staticmethod
-    def _rows(pointer, n: int, width: int) -> np.ndarray:
-        """Copy n output rows out of llama.cpp's buffer (it is reused by the next decode)."""
-        return np.ctypeslib.as_array(pointer, shape=(n, width)).copy()
+BatchItem = tuple[int, int, int, bool]   # (token, position, sequence id, its output row is wanted)
+
+
+def decode(owner: LlamaCppModel, ctx, batch, items: list[BatchItem], hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """One `llama_decode` of `items` (any sequences) in `batch`; the wanted rows' logits [m, V]
+    (and post-norm hidden states [m, d] when `hidden`), copied, in item order."""
+    lib = owner.lib
+    batch.n_tokens = len(items)
+    for i, (token, position, seq, wanted) in enumerate(items):
+        batch.token[i] = token
+        batch.pos[i] = position
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = seq
+        batch.logits[i] = wanted
+    status = lib.llama_decode(ctx, batch)
+    if status != 0:
+        raise RuntimeError(f"llama_decode failed with status {status}")
+    n = sum(wanted for *_, wanted in items)
+    if not n:
+        return np.empty((0, owner.vocab_size), np.float32), None
+    logits = _rows(lib.llama_get_logits(ctx), n, owner.vocab_size)
+    return logits, _rows(lib.llama_get_embeddings(ctx), n, owner.hidden_size) if hidden else None
+
+
+def _rows(pointer, n: int, width: int) -> np.ndarray:
+    """Copy n output rows out of llama.cpp's buffer (it is reused by the next decode)."""
+    return np.ctypeslib.as_array(pointer, shape=(n, width)).copy()

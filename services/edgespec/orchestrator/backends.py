@@ -33,8 +33,9 @@ class DraftBackend(Protocol):
 
 
 class LocalDraftBackend:
-    """Drafts with a model loaded in this process, on its own model thread (each proposal a
-    `draft` span and a metrics sample of the process's telemetry)."""
+    """Drafts with a model loaded in this process, on its model thread or, in a batching draft
+    server, in its shared batch engine (each proposal a `draft` span and a metrics sample of the
+    process's telemetry)."""
 
     def __init__(self, draft: LoadedDraft, executor: Executor, telemetry: Telemetry) -> None:
         self.draft, self.executor, self.telemetry = draft, executor, telemetry

@@ -12,15 +12,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
-from edgespec.core.resolved_spec import ResolvedSpec
-from edgespec.core.types import Proposal, SamplingParams, SessionSpec
+from edgespec.bench.capacity_record import Recording, exact_spec
+from edgespec.core.types import Proposal
 from edgespec.rpc.remote import RemoteVerifier
 
-Recording = Any  # a recorded run: .prompt_ids and .blocks (tokens, q_probs, accepted, token), see bench
 
 
 @dataclass(frozen=True)
@@ -32,11 +30,6 @@ class DeviceResult:
     round_ms: tuple[float, ...]
     same_verdicts: int        # replayed verdicts equal to the recorded ones (speculative modes)
     verdicts: int
-
-
-def _exact(prompt_ids, max_new: int) -> ResolvedSpec:
-    return ResolvedSpec.of(SessionSpec(prompt_ids=tuple(prompt_ids), params=SamplingParams(),
-                                       acceptance="exact", max_new_tokens=max_new))
 
 
 async def _replay(verifier: RemoteVerifier, recording: Recording, max_new: int) -> DeviceResult:
@@ -73,7 +66,7 @@ async def run_devices(address: str, recordings: list[Recording], n: int, max_new
 async def _run(channel, recordings: list[Recording], n: int, max_new: int, server_only: bool,
                opened: Callable[[], None]) -> tuple[list[DeviceResult], float]:
     picks = [recordings[i % len(recordings)] for i in range(n)]
-    verifiers = await asyncio.gather(*(RemoteVerifier.open(channel, _exact(r.prompt_ids, max_new))
+    verifiers = await asyncio.gather(*(RemoteVerifier.open(channel, exact_spec(r.prompt_ids, max_new))
                                        for r in picks))
     try:
         opened()

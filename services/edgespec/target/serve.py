@@ -25,12 +25,7 @@ async def start_target(config: TargetConfig, target=None,
     config unless `telemetry` is given). Stop it with `stop_target`."""
     target = target or load_model(config.model, "target", dtype=config.dtype, device=config.device)
     telemetry = telemetry or Telemetry(config.telemetry)
-    metrics = telemetry.metrics
-
-    def observe_step(step) -> None:
-        metrics.batch_sessions.observe(step.sessions)
-        metrics.batch_tokens.observe(step.tokens)
-    engine = BatchEngine(target.model, config.engine, on_step=observe_step)
+    engine = BatchEngine(target.model, config.engine, on_step=telemetry.metrics.observe_engine_step)
     servicer = VerifierServicer(target, config, engine, telemetry)
 
     def register(server) -> list[str]:

@@ -70,8 +70,7 @@ class VerifierServicer(target_pb2_grpc.VerifierServicer):
         self.reaper: asyncio.Task | None = None
         metrics = self.telemetry.metrics
         metrics.live_sessions.labels(service="target").set_function(lambda: len(self.sessions))
-        metrics.kv_cache_used_tokens.labels(service="target").set_function(lambda: engine.pool.used)
-        metrics.kv_cache_capacity_tokens.labels(service="target").set(engine.pool.tokens)
+        metrics.watch_kv_pool(engine.pool, "target")
 
     def start(self) -> None:
         """Start reaping idle sessions (call on the server's event loop)."""

@@ -71,6 +71,16 @@ class ServiceMetrics:
         self.batch_tokens = Histogram("edgespec_batch_tokens", "Tokens in one engine step (one forward)",
                                       buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048), registry=r)
 
+    def observe_engine_step(self, step) -> None:
+        """One batch-engine step (a `StepRecord`: the target's, or a batching draft's)."""
+        self.batch_sessions.observe(step.sessions)
+        self.batch_tokens.observe(step.tokens)
+
+    def watch_kv_pool(self, pool, service: str) -> None:
+        """Export a batch engine's KV pool use (read at scrape time) and size."""
+        self.kv_cache_used_tokens.labels(service=service).set_function(lambda: pool.used)
+        self.kv_cache_capacity_tokens.labels(service=service).set(pool.tokens)
+
     def observe_round(self, step: StepResult, rule: str) -> None:
         """One step of the loop as the orchestrator saw it (a round, or a server-only token)."""
         self.generated_tokens.inc(len(step.tokens))
