@@ -65,7 +65,7 @@ class LlamaCppRunner:
         params.n_ctx = config.kv_cache_tokens
         params.n_batch = params.n_ubatch = config.max_batch_tokens
         params.n_threads = params.n_threads_batch = model.threads
-        params.kv_unified = False
+        params.kv_unified = False   # split streams: a token attends to its own sequence only
         params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
         self.ctx = lib.llama_init_from_model(model.model, params)
         if not self.ctx:
@@ -112,17 +112,21 @@ class LlamaCppRunner:
         raise AssertionError("unreachable")
 
     def _run_group(self, feeds: list[StepFeed]) -> list[StepOut]:
-        """One decode of the feeds together, or (a lone short feed) token by token."""
-        items = [item for feed in feeds for item in _items(feed)]
+        """One decode of the feeds together, or (a lone short feed) token by token. The decode
+        takes the feeds in sequence-id order: with split KV streams, llama.cpp runs a batch whose
+        sequences come out of order ~3x slower (16 one-token feeds: 187 ms shuffled, 59 sorted)."""
+        order = sorted(range(len(feeds)), key=lambda i: feeds[i].slot.offset)
+        items = [item for i in order for item in _items(feeds[i])]
         chunks = [items] if len(feeds) > 1 or len(items) >= SMALL_FEED else [[item] for item in items]
         rows = [decode(self.model, self.ctx, self.batch, chunk, self.embeddings) for chunk in chunks]
         logits = torch.from_numpy(np.concatenate([r[0] for r in rows]))
         states = torch.from_numpy(np.concatenate([r[1] for r in rows])) if self.embeddings else None
-        outs: list[StepOut] = []
+        outs: list[StepOut] = [(None, None)] * len(feeds)
         at = 0
-        for feed in feeds:
-            part = slice(at, at + feed.rows)
-            outs.append((logits[part], states[part] if feed.hidden else None) if feed.rows else (None, None))
+        for i in order:
+            feed, part = feeds[i], slice(at, at + feeds[i].rows)
+            if feed.rows:
+                outs[i] = (logits[part], states[part] if feed.hidden else None)
             at += feed.rows
         return outs
 
