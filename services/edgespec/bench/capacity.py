@@ -131,7 +131,7 @@ def run_capacity(a: argparse.Namespace) -> int:
                "recordings": [{"prompt_id": r.prompt_id, "prompt_tokens": len(r.prompt_ids), "rounds": len(r.blocks),
                                "tau": r.tau} for r in recordings]}
     name = "capacity" if a.side == "target" else "capacity-draft"
-    wrote = write_outputs(a.out, name, payload, markdown, lambda path: plot(cells, path))
+    wrote = write_outputs(a.out, name, payload, markdown, lambda path: plot(cells, path, a.side))
     print(markdown)
     print(wrote)
     return 0

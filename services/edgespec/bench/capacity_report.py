@@ -12,6 +12,7 @@ import statistics
 
 MODES = {"batched": "batched (continuous batching)", "unbatched": "unbatched (--max-batch-sessions 1)",
          "server-only": "server-only batched generation"}
+DRAFT_MODES = {"batched": "batched (edgespec draft --batch)", "unbatched": "unbatched (a private context per session)"}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -80,13 +81,13 @@ def _ratios(cells: list[dict]) -> list[str]:
     return out
 
 
-def plot(cells: list[dict], path: pathlib.Path) -> None:
-    """Aggregate tokens/s, round p99 and target CPU per token against N, one line per mode."""
+def plot(cells: list[dict], path: pathlib.Path, side: str = "target") -> None:
+    """Aggregate tokens/s, round p99 and CPU per token against N, one line per mode."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (left, right, cpu) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for mode, label in MODES.items():
+    for mode, label in (DRAFT_MODES if side == "draft" else MODES).items():
         rows = sorted((c for c in cells if c["mode"] == mode), key=lambda c: c["sessions"])
         if not rows:
             continue
@@ -95,7 +96,7 @@ def plot(cells: list[dict], path: pathlib.Path) -> None:
         right.plot(ns, [c["round_p99_ms"] for c in rows], marker="o", label=label)
         cpu.plot(ns, [c["cpu_s_per_token"] * 1e3 for c in rows], marker="o", label=label)
     for ax, title in ((left, "aggregate committed tokens/s"), (right, "round latency p99 (ms)"),
-                      (cpu, "target CPU ms per committed token")):
+                      (cpu, f"{'process' if side == 'draft' else 'target'} CPU ms per committed token")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent devices N")
         ax.set_title(title)
