@@ -3,7 +3,8 @@ with mixed prompt lengths, k, policies, rules, server-only mode and cancellation
 steps and still give exactly the output each gives alone (target-only greedy for the lossless
 ones), with forward passes = 1 + rounds; a full KV pool refuses after a bounded wait with
 RESOURCE_EXHAUSTED naming the limit; the pool gauge returns to 0 after stream end, disconnect
-mid-step and idle TTL; bad input from one session fails that session only."""
+mid-step and idle TTL; bad input from one session fails that session only. The first test runs
+again with the draft service batching its sessions too (`edgespec draft --batch`)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def _cases() -> list[dict]:
     return cases
 
 
-def _used(stack) -> float:
-    metrics = stack.target_servicer.telemetry.metrics
-    return metrics.registry.get_sample_value("edgespec_kv_cache_used_tokens", {"service": "target"})
+def _used(stack, service: str = "target") -> float:
+    telemetry = stack.target_servicer.telemetry if service == "target" else stack.draft_server.drafter.telemetry
+    return telemetry.metrics.registry.get_sample_value("edgespec_kv_cache_used_tokens", {"service": service})
 
 
 async def _generate(client: AsyncClient, case: dict):
@@ -63,7 +64,12 @@ async def _until(predicate, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_sixteen_concurrent_sessions_match_their_alone_outputs(stack, tiny_target):
+@pytest.mark.parametrize("draft_batch", [False, True], ids=["private-drafts", "draft-batch"])
+async def test_sixteen_concurrent_sessions_match_their_alone_outputs(stack_factory, tiny_target, draft_batch):
+    """Also with the draft service batching its sessions (`edgespec draft --batch`): then the
+    draft's steps are shared too, and its KV pool is back to 0 once every stream ends."""
+    draft_engine = {"engine": EngineConfig(kv_cache_tokens=8192)} if draft_batch else {}
+    stack = await stack_factory(draft_overrides=draft_engine)
     cases = _cases()
     async with AsyncClient(stack.draft_address, timeout=120.0) as client:
         batched = await asyncio.gather(*(_generate(client, c) for c in cases))
@@ -82,6 +88,11 @@ async def test_sixteen_concurrent_sessions_match_their_alone_outputs(stack, tiny
                 assert result.token_ids == alone.token_ids, case
     await _until(lambda: _used(stack) == 0)
     assert _used(stack) == 0 and engine.pool.used == 0 and engine.sessions == 0
+    if draft_batch:
+        drafts = stack.draft_server.engine
+        assert max(r.sessions for r in drafts.steps) >= 2           # draft forwards were shared as well
+        await _until(lambda: _used(stack, "draft") == 0)
+        assert _used(stack, "draft") == 0 and drafts.pool.used == 0 and drafts.sessions == 0
 
 
 def _spec(max_new_tokens: int = 16, prompt=(76, 73, 80, 80)) -> ResolvedSpec:
