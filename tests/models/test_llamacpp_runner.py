@@ -100,3 +100,22 @@ def test_batching_follows_the_measured_costs(model):
         assert runner.cost(8) == pytest.approx(14.0)   # extrapolated along the last segment
     finally:
         runner.close()
+
+
+async def test_a_step_run_one_feed_after_another_mixes_prompt_chunks_and_hidden_states(model):
+    config = EngineConfig(kv_cache_tokens=2048)
+    runner = LlamaCppRunner(model, config, 4)
+    runner.costs = {1: 6.0, 2: 25.0, 4: 37.0}       # batching never pays: the step runs feed by feed
+    engine = BatchEngine(runner, config)
+    try:
+        a, b = await engine.reserve(200), await engine.reserve(200)
+        await engine.feed(a, PROMPTS[0])
+        prompt_chunk, block = await asyncio.gather(engine.feed(b, PROMPTS[1]),
+                                                   engine.feed(a, [7, 8], rows=2, hidden=True))
+        assert engine.steps[-1].sessions == 2
+        assert prompt_chunk.logits is None and prompt_chunk.hidden is None
+        logits, hidden = _private(model, [PROMPTS[0], [7, 8]], hidden=True)
+        assert torch.equal(block.logits, logits) and torch.equal(block.hidden, hidden)
+        assert block.hidden.shape == (2, model.hidden_size)
+    finally:
+        engine.close()

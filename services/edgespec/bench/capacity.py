@@ -122,8 +122,7 @@ def run_capacity(a: argparse.Namespace) -> int:
     recordings, cells = asyncio.run(main())
     draft.close()
     meta = {"side": a.side, "model": a.model, "target": target.name, "draft": draft.name, "prompts": len(prompts),
-            "k": k,
-            "max_new_tokens": max_new, "tau": statistics.fmean(r.tau for r in recordings),
+            "k": k, "max_new_tokens": max_new, "tau": statistics.fmean(r.tau for r in recordings),
             "torch_threads": a.threads, "device": a.device, "torch": torch.__version__,
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "date": time.strftime("%Y-%m-%d %H:%M")}
     markdown = to_markdown(meta, cells)

@@ -179,7 +179,7 @@ def decode(owner: LlamaCppModel, ctx, batch, items: list[BatchItem], hidden: boo
         raise RuntimeError(f"llama_decode failed with status {status}")
     n = sum(wanted for *_, wanted in items)
     if not n:
-        return np.empty((0, owner.vocab_size), np.float32), None
+        return np.empty((0, owner.vocab_size), np.float32), np.empty((0, owner.hidden_size), np.float32) if hidden else None
     logits = _rows(lib.llama_get_logits(ctx), n, owner.vocab_size)
     return logits, _rows(lib.llama_get_embeddings(ctx), n, owner.hidden_size) if hidden else None
 
