@@ -28,6 +28,7 @@ from edgespec.models.step_runner import StepFeed, StepOut
 
 log = logging.getLogger(__name__)
 CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32)
+MAX_SEQUENCES = 256   # llama.cpp's LLAMA_MAX_SEQ
 
 
 class SequencePool:
@@ -58,6 +59,9 @@ class LlamaCppRunner:
     """Batched (or, where batching does not pay, back-to-back) decodes of a shared llama.cpp context."""
 
     def __init__(self, model: LlamaCppModel, config: EngineConfig, sessions: int) -> None:
+        if not 1 <= sessions <= MAX_SEQUENCES:
+            raise ValueError(f"max_sessions: a batching llama.cpp draft holds at most {MAX_SEQUENCES} sessions "
+                             f"(its Drafter and embedded orchestrator sessions together), not {sessions}")
         lib = self.lib = model.lib
         self.model = model
         params = lib.llama_context_default_params()
