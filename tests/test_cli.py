@@ -231,3 +231,17 @@ def test_tls_and_tokens_from_the_command_line(tmp_path):
             stop_service(draft)
     finally:
         stop_service(target)
+
+
+def test_engine_flags_map_to_each_roles_engine_config():
+    from edgespec.cli import build_parser
+    from edgespec.models.engine_config import DRAFT_GATHER_SHARE, EngineConfig
+    from edgespec.service_cli import draft_config, target_config
+    target = target_config(build_parser("target").parse_args(["target", "--max-batch-sessions", "8"]))
+    assert target.engine == EngineConfig(max_batch_sessions=8)          # the target's defaults are EngineConfig's
+    plain = draft_config(build_parser("draft").parse_args(["draft", "--kv-cache-tokens", "4096"]))
+    assert plain.engine is None                                          # a private context per session
+    batching = draft_config(build_parser("draft").parse_args(["draft", "--batch", "--kv-cache-tokens", "4096"]))
+    assert batching.engine == EngineConfig(kv_cache_tokens=4096, gather_share=DRAFT_GATHER_SHARE)
+    told = draft_config(build_parser("draft").parse_args(["draft", "--batch", "--gather-share", "0.2"]))
+    assert told.engine.gather_share == 0.2

@@ -104,7 +104,7 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     """The batch engine's flags (target; draft with --batch), defaults from EngineConfig."""
-    from edgespec.models.engine_config import EngineConfig
+    from edgespec.models.engine_config import DRAFT_GATHER_SHARE, EngineConfig
     d = EngineConfig()
     p.add_argument("--kv-cache-tokens", type=int, default=d.kv_cache_tokens,
                    help="KV positions preallocated for all sessions; a target session reserves prompt + "
@@ -119,14 +119,19 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admission-wait", type=float, default=d.admission_wait_s,
                    help="seconds a new session waits for KV room before RESOURCE_EXHAUSTED")
     p.add_argument("--gather-ms", type=float, default=d.gather_ms, help="under load, most ms a step waits for the "
-                   "sessions the last step served (capped at 10%% of a step)")
+                   "sessions the last step served")
+    p.add_argument("--gather-share", type=float, default=None, help="... and at most this share of the last "
+                   f"step's time (default: target {d.gather_share:g}, batching draft {DRAFT_GATHER_SHARE:g})")
 
 
-def engine_config(a: argparse.Namespace):
+def engine_config(a: argparse.Namespace, gather_share: float | None = None):
+    """The engine flags as an EngineConfig; `gather_share`: the role's default for --gather-share."""
     from edgespec.models.engine_config import EngineConfig
+    share = a.gather_share if a.gather_share is not None else gather_share
     return EngineConfig(kv_cache_tokens=a.kv_cache_tokens, kv_cache_memory_fraction=a.kv_cache_memory_fraction,
                         max_batch_tokens=a.max_batch_tokens, max_batch_sessions=a.max_batch_sessions,
-                        prefill_chunk=a.prefill_chunk, admission_wait_s=a.admission_wait, gather_ms=a.gather_ms)
+                        prefill_chunk=a.prefill_chunk, admission_wait_s=a.admission_wait, gather_ms=a.gather_ms,
+                        **({} if share is None else {"gather_share": share}))
 
 
 def _orchestrator_defaults():
@@ -189,10 +194,11 @@ def orchestrator_config(a: argparse.Namespace, tokenizer: str | None = None) -> 
 
 def draft_config(a: argparse.Namespace) -> DraftConfig:
     from edgespec.draft.config import DraftConfig
+    from edgespec.models.engine_config import DRAFT_GATHER_SHARE
     return DraftConfig(**_model_service(a), embed_orchestrator=not a.no_orchestrator,
                        orchestrator=orchestrator_config(a, tokenizer=a.model),
                        vocab_trim=a.vocab_trim, runtime=a.runtime, draft_threads=a.draft_threads,
-                       engine=engine_config(a) if a.batch else None)
+                       engine=engine_config(a, DRAFT_GATHER_SHARE) if a.batch else None)
 
 
 def run_target(a: argparse.Namespace) -> int:

@@ -64,10 +64,11 @@ async def _draft_cell(draft, recordings, mode: str, n: int, k: int, max_new: int
     from edgespec.draft.config import DraftConfig
     from edgespec.draft.fleet import run_draft_devices
     from edgespec.draft.serve import start_draft
-    from edgespec.models.engine_config import EngineConfig
+    from edgespec.models.engine_config import DRAFT_GATHER_SHARE, EngineConfig
     sessions = max(n, 16)
+    batch = EngineConfig(kv_cache_tokens=sessions * kv_tokens, gather_share=DRAFT_GATHER_SHARE)
     config = DraftConfig(model="loaded", embed_orchestrator=False, max_sessions=sessions,
-                         engine=EngineConfig(kv_cache_tokens=sessions * kv_tokens) if mode == "batched" else None)
+                         engine=batch if mode == "batched" else None)
     server, mark = await start_draft(config, draft), {}
     engine = server.engine
     try:

@@ -5,7 +5,7 @@ of their slot and get back logits (and post-norm hidden states) for the rows the
 
 Scheduling: alone, a feed runs at once; under load each step takes the queue in FIFO order up to
 `max_batch_tokens` tokens and `max_batch_sessions` sessions. Between two steps the engine waits at
-most `gather_ms` (and 10% of the last step) for the sessions the last step served to queue their
+most `gather_ms` (and `gather_share` of the last step) for the sessions the last step served to queue their
 next work, so that a loaded engine does not split its sessions into two alternating half-batches. Prompts are fed in chunks of at most
 `prefill_chunk` tokens and keep their queue place, so a long prompt delays other sessions by at
 most one step and nothing starves (the head of the queue always runs). Per-session state (rule,
@@ -194,7 +194,7 @@ class BatchEngine:
                         self.queue.remove(work)
                     self._resolve(work, out)
                     served.append(work.slot)
-            await self._gather(served, min(self.config.gather_ms, 0.1 * ms) / 1e3)
+            await self._gather(served, min(self.config.gather_ms, self.config.gather_share * ms) / 1e3)
 
     async def _gather(self, served: list[Slot], hold_s: float) -> None:
         """Wait up to `hold_s` until every live session served by the last step has queued again."""

@@ -1,22 +1,30 @@
 """LlamaCppRunner: a llama.cpp draft model as a `StepRunner`, so one draft process batches the
 draft steps of the many sessions (devices, SDK clients) it serves. One llama.cpp context holds a
-sequence per slot (`SequencePool`: `--max-sessions` sequences of kv_cache_tokens / sessions
-positions each, split streams so a token attends to its own sequence only); a step is ONE
-`llama_decode` over every feed's tokens, each with its own sequence id and positions.
+sequence per session (`SequencePool`: up to `sessions` sequences sharing `kv_cache_tokens`
+positions, each session reserving what it may use); a step is ONE `llama_decode` over every
+feed's tokens, each with its own sequence id and positions.
+
+The KV cache is llama.cpp's unified one. Split streams (`kv_unified=false`, a stream per sequence)
+decode a step in one piece only when its sequences are consecutive ids with equal token counts,
+which drafting sessions never are (measured, 16 sequences: 12 one-token feeds with gaps 131 ms
+split vs 62 ms unified; a third of them feeding 2 tokens 111 vs 95 ms); unified costs a few ms
+more per step at equal shapes, as every token's attention scans the cells of all sequences.
 
 A batch pays on llama.cpp's CPU backend only once it is big enough: small GEMMs leave its GEMV
 path (measured here, one thread, SmolLM2 Q8_0: 1 token 6.8 ms, 2 tokens 25.7, 8 tokens 45.9,
 16 tokens 53.0). So the runner times its own decodes at 1, 2, 4, ... tokens when it starts and,
 each step, runs the feeds as one decode only when that is estimated cheaper than decoding them one
 after another (each small feed token by token, as a private context does). Rollback is lazy and
-exact: a feed at position L first drops the sequence's cells from L on (`llama_memory_seq_rm`), on
-the model thread. Not a scheduler (the batch engine is) and no sampling (the drafter samples).
+exact: a feed at position L first drops the sequence's cells from L on (`llama_memory_seq_rm`),
+and a released sequence's cells go before the next decode, both on the model thread. Not a
+scheduler (the batch engine is) and no sampling (the drafter samples).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import numpy as np
 import torch
@@ -32,27 +40,29 @@ MAX_SEQUENCES = 256   # llama.cpp's LLAMA_MAX_SEQ
 
 
 class SequencePool:
-    """`sessions` equal slots, one llama.cpp sequence each (`Slot.offset` is the sequence id)."""
+    """`tokens` KV positions shared by up to `sessions` sequences (`Slot.offset` is the sequence
+    id). Freed sequences queue in `released` until the runner drops their cells (model thread)."""
 
-    def __init__(self, sessions: int, per_sequence: int) -> None:
-        self.sessions, self.max_slot = sessions, per_sequence
-        self.tokens = sessions * per_sequence
+    def __init__(self, sessions: int, tokens: int) -> None:
+        self.tokens = self.max_slot = tokens
         self.used = 0
         self._free = list(range(sessions - 1, -1, -1))
+        self.released: deque[int] = deque()     # thread-safe append / popleft
 
     def allocate(self, capacity: int) -> Slot | None:
-        if capacity > self.max_slot or not self._free:
+        if self.used + capacity > self.tokens or not self._free:
             return None
-        self.used += self.max_slot
+        self.used += capacity
         return Slot(self._free.pop(), capacity)
 
     def free(self, slot: Slot) -> None:
+        self.released.append(slot.offset)
         self._free.append(slot.offset)
-        self.used -= self.max_slot
+        self.used -= slot.capacity
         slot.capacity = slot.length = 0
 
     def largest_free(self) -> int:
-        return self.max_slot if self._free else 0
+        return self.tokens - self.used if self._free else 0
 
 
 class LlamaCppRunner:
@@ -66,10 +76,10 @@ class LlamaCppRunner:
         self.model = model
         params = lib.llama_context_default_params()
         params.n_seq_max = sessions
-        params.n_ctx = config.kv_cache_tokens
+        params.n_ctx = config.kv_cache_tokens + config.max_batch_tokens   # headroom for a step's cells
         params.n_batch = params.n_ubatch = config.max_batch_tokens
         params.n_threads = params.n_threads_batch = model.threads
-        params.kv_unified = False   # split streams: a token attends to its own sequence only
+        params.kv_unified = True
         params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
         self.ctx = lib.llama_init_from_model(model.model, params)
         if not self.ctx:
@@ -77,18 +87,22 @@ class LlamaCppRunner:
                                f"for {sessions} sequences")
         self.memory = lib.llama_get_memory(self.ctx)
         self.batch = lib.llama_batch_init(config.max_batch_tokens, 0, 1)
-        self.pool = SequencePool(sessions, int(lib.llama_n_ctx_seq(self.ctx)))
+        self.pool = SequencePool(sessions, config.kv_cache_tokens)
         self.written = [0] * sessions      # cells each sequence holds (rolled back lazily)
         self.embeddings = False
         self.costs = self._calibrate([n for n in CALIBRATION_SIZES if n <= min(sessions, config.max_batch_tokens)])
-        log.info("llama.cpp draft batching: %s ms per decode of 1, 2, 4, ... tokens; %d sequences of %d positions",
-                 ", ".join(f"{c:.1f}" for c in self.costs.values()), sessions, self.pool.max_slot)
+        log.info("llama.cpp draft batching: %s ms per decode of 1, 2, 4, ... tokens; %d sequences, %d positions",
+                 ", ".join(f"{c:.1f}" for c in self.costs.values()), sessions, self.pool.tokens)
 
     def run(self, feeds: list[StepFeed]) -> list[StepOut]:
         hidden = any(feed.hidden for feed in feeds)
         if hidden != self.embeddings:
             self.lib.llama_set_embeddings(self.ctx, hidden)
             self.embeddings = hidden
+        while self.pool.released:               # cells of sequences released since the last step
+            seq = self.pool.released.popleft()
+            self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            self.written[seq] = 0
         for feed in feeds:
             seq, length = feed.slot.offset, feed.slot.length
             if self.written[seq] > length:
