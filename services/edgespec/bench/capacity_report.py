@@ -61,9 +61,11 @@ TARGET_HOW = ("Devices replay the recorded blocks through the real gRPC target (
               "(server-only: one token). Parity = replayed verdicts equal to the recorded ones (target alone).")
 DRAFT_HOW = ("Devices' sessions propose k-token blocks through the real gRPC Drafter and commit the verdicts "
              "the recorded run got (no target model runs while measuring); batched = `edgespec draft --batch` "
-             "(one engine, a llama.cpp sequence per session), unbatched = a private context per session on one "
+             "(one engine, a llama.cpp sequence per session in one unified KV cache), unbatched = a private context per session on one "
              "model thread. Clock starts once every session is open. CPU = the whole process, clients included. "
-             "Round = propose + commit. Parity = proposals equal to the recorded ones.")
+             "Round = propose + commit. Parity = proposals equal to the recorded ones: a batched draft's logits move "
+             "with the batch (llama.cpp's kernels, up to ~0.6 here), and one flipped near-tie argmax sends a "
+             "greedy replay down another path for the rest of its session.")
 
 
 def _ratios(cells: list[dict]) -> list[str]:
