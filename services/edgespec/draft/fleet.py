@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import grpc
 
+from edgespec.bench.capacity_record import Recording, exact_spec
 from edgespec.core.types import DraftPlan, Verdict
 from edgespec.rpc.remote import RemoteDrafter
-from edgespec.bench.capacity_record import Recording, exact_spec
 from edgespec.target.fleet import DeviceResult
 
 

@@ -22,6 +22,7 @@ scheduler (the batch engine is) and no sampling (the drafter samples).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import deque
@@ -119,15 +120,14 @@ class LlamaCppRunner:
         return self.cost(sum(len(f.ids) for f in feeds)) < alone
 
     def cost(self, tokens: int) -> float:
-        """Estimated ms of one decode of `tokens` tokens (piecewise linear over the calibration)."""
+        """Estimated ms of one decode of `tokens` tokens (piecewise linear over the calibration,
+        extended along its last segment)."""
         sizes = list(self.costs)
         if len(sizes) == 1:
             return self.costs[1] * tokens
-        for low, high in zip(sizes, sizes[1:]):
-            if tokens <= high or high == sizes[-1]:
-                slope = (self.costs[high] - self.costs[low]) / (high - low)
-                return self.costs[low] + slope * (tokens - low)
-        raise AssertionError("unreachable")
+        high = sizes[min(max(bisect.bisect_left(sizes, tokens), 1), len(sizes) - 1)]
+        low = sizes[sizes.index(high) - 1]
+        return self.costs[low] + (self.costs[high] - self.costs[low]) / (high - low) * (tokens - low)
 
     def _run_group(self, feeds: list[StepFeed]) -> list[StepOut]:
         """One decode of the feeds together, or (a lone short feed) token by token. The decode
